@@ -1,0 +1,7 @@
+// `import "llm-resilience/register"` (first import of an ESM app) and `node --import llm-resilience/register`.
+// The app's static imports were linked before this module runs; importing the SDKs' ESM builds here
+// (top-level await) evaluates and patches those same module instances before any app code runs.
+import cjs from "../dist/index.js";
+import "../dist/register.js";
+
+await cjs._internal.instrumentEsmBuilds();

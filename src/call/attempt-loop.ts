@@ -1,0 +1,207 @@
+import type { ResilienceOptions } from "../config.js";
+import { BreakerOpenError, DeadlineExceededError } from "../errors.js";
+import { classify, type Failure } from "../policy/classify.js";
+import { backoffDelay } from "../policy/backoff.js";
+import { parseRetryAfter } from "../policy/retry-after.js";
+import { sleep } from "../policy/sleep.js";
+import type { ProviderAdapter } from "../providers/types.js";
+import { ATTR, EVENT } from "../telemetry/semconv.js";
+import type { Attempt, LogicalCall } from "./logical-call.js";
+import type { KeyPolicies } from "./policies.js";
+
+/** What the SDK's makeRequest resolves with; we only read the response. */
+export interface RequestProps {
+  response: { status: number; headers: { get(n: string): string | null } };
+  [k: string]: unknown;
+}
+
+export interface LoopInput {
+  call: LogicalCall;
+  adapter: ProviderAdapter;
+  options: ResilienceOptions;
+  /** Attempts per model, from the user's maxRetries (request, then client) or our option. */
+  maxAttempts: number;
+  /** The SDK timeout that applies to one attempt (request option, else client). */
+  sdkTimeoutMs: number | undefined;
+  signal: AbortSignal | undefined;
+  models: (string | undefined)[];
+  estimatedTokens: number;
+  policiesFor(model: string | undefined): KeyPolicies;
+  /** Sends one attempt through the SDK with its own retries off. */
+  send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps>;
+  /** The error the SDK throws for a caller abort (APIUserAbortError of that SDK build). */
+  abortError(): Error;
+}
+
+export interface LoopResult {
+  props: RequestProps;
+  attempt: Attempt;
+  policies: KeyPolicies;
+  model: string | undefined;
+}
+
+type Decision =
+  | { kind: "retry"; delayMs: number; source: string; budgetCost: number }
+  | { kind: "fallback"; reason: string }
+  | { kind: "give_up"; reason: string };
+
+class GiveUp {
+  constructor(
+    readonly reason: string,
+    readonly errorType: string,
+    readonly error: unknown,
+  ) {}
+}
+
+/**
+ * The policy-driven loop: per model (the primary, then its fallbacks), attempts until one succeeds
+ * or a policy says stop. Every decision becomes an event on the logical span.
+ */
+export async function runAttempts(input: LoopInput): Promise<LoopResult> {
+  const { call, options } = input;
+  const deadlineAt = options.deadlineMs !== undefined ? Date.now() + options.deadlineMs : undefined;
+  let lastError: unknown;
+  let lastErrorType = "_OTHER";
+  let fallbackReason = "";
+
+  try {
+    for (let m = 0; m < input.models.length; m++) {
+      const model = input.models[m];
+      if (m > 0) call.fallback(input.models[m - 1], model ?? "", fallbackReason);
+      const outcome = await attemptsForModel(input, model, deadlineAt, m < input.models.length - 1);
+      if ("props" in outcome) return outcome;
+      lastError = outcome.error;
+      lastErrorType = outcome.errorType;
+      fallbackReason = outcome.reason;
+    }
+  } catch (e) {
+    if (!(e instanceof GiveUp)) throw e;
+    call.giveUp(e.reason, e.errorType);
+    call.fail(e.errorType, e.error);
+    throw e.error;
+  }
+  // Every model was tried and each one asked to fall back: the last reason stands.
+  call.giveUp(fallbackReason, lastErrorType);
+  call.fail(lastErrorType, lastError);
+  throw lastError;
+}
+
+async function attemptsForModel(
+  input: LoopInput,
+  model: string | undefined,
+  deadlineAt: number | undefined,
+  canFallBack: boolean,
+): Promise<LoopResult | { reason: string; errorType: string; error: unknown }> {
+  const { call, options } = input;
+  const policies = input.policiesFor(model);
+  let retryCost = 0;
+  for (let n = 0; ; n++) {
+    if (input.signal?.aborted) throw new GiveUp("aborted", "aborted", input.abortError());
+
+    const admission = await policies.acquire(call);
+    if (!admission.allowed) {
+      call.event(EVENT.BREAKER_REJECT, { [ATTR.BREAKER_KEY]: policies.key });
+      policies.rejected(call.metricAttributes(model));
+      const error = new BreakerOpenError(policies.key, admission.retryAt, admission.store);
+      if (canFallBack) return { reason: "breaker_open", errorType: "breaker_open", error };
+      throw new GiveUp("breaker_open", "breaker_open", error);
+    }
+    if (admission.probe) call.event(EVENT.BREAKER_PROBE, { [ATTR.BREAKER_KEY]: policies.key });
+
+    let attempt: Attempt | undefined;
+    try {
+      const wait = await policies.reserveRate(input.estimatedTokens);
+      if (wait.waitMs > 0) {
+        if (deadlineAt !== undefined && Date.now() + wait.waitMs > deadlineAt) {
+          throw new GiveUp("deadline", "timeout", new DeadlineExceededError(options.deadlineMs!));
+        }
+        call.event(EVENT.RATELIMIT_WAIT, { [ATTR.RATELIMIT_KIND]: wait.kind ?? "requests", [ATTR.RATELIMIT_WAIT_MS]: Math.round(wait.waitMs) });
+        await waitOrAbort(input, wait.waitMs);
+      }
+
+      const timeoutMs = attemptTimeout(input, deadlineAt);
+      if (timeoutMs !== undefined && timeoutMs <= 0) {
+        throw new GiveUp("deadline", "timeout", new DeadlineExceededError(options.deadlineMs!));
+      }
+      attempt = call.startAttempt(model);
+      const props = await input.send(model, attempt, timeoutMs);
+      call.recordResponse(attempt, props.response.status, props.response.headers);
+      policies.applyRateHeaders(props.response.headers);
+      policies.success(call, admission.probe, retryCost);
+      return { props, attempt, policies, model };
+    } catch (err) {
+      if (err instanceof GiveUp) {
+        policies.release(admission.probe);
+        throw err;
+      }
+      const failure = classify(err, input.adapter);
+      if (attempt) {
+        call.recordResponse(attempt, failure.status, failure.headers);
+        call.endAttempt(attempt, failure.errorType);
+      }
+      if (failure.headers) policies.applyRateHeaders(failure.headers);
+      if (failure.aborted) {
+        policies.release(admission.probe);
+        throw new GiveUp("aborted", "aborted", err);
+      }
+      policies.failure(call, admission.probe, failure);
+
+      const decision = await decide(input, policies, failure, n, deadlineAt, canFallBack);
+      if (decision.kind === "give_up") throw new GiveUp(decision.reason, failure.errorType, err);
+      if (decision.kind === "fallback") return { reason: decision.reason, errorType: failure.errorType, error: err };
+      retryCost = decision.budgetCost;
+      call.retry(attempt?.number ?? 0, decision.delayMs, decision.source, failure.errorType, model);
+      try {
+        await waitOrAbort(input, decision.delayMs);
+      } catch (abortErr) {
+        throw new GiveUp("aborted", "aborted", abortErr);
+      }
+    }
+  }
+}
+
+async function decide(
+  input: LoopInput,
+  policies: KeyPolicies,
+  failure: Failure,
+  retryIndex: number,
+  deadlineAt: number | undefined,
+  canFallBack: boolean,
+): Promise<Decision> {
+  const { options } = input;
+  const unavailable = (reason: string): Decision => (canFallBack ? { kind: "fallback", reason } : { kind: "give_up", reason });
+  if (!failure.retryable) {
+    if (failure.contextOverflow && canFallBack) return { kind: "fallback", reason: "context_length_exceeded" };
+    return { kind: "give_up", reason: "non_retryable" };
+  }
+  if (retryIndex + 1 >= input.maxAttempts) return unavailable("max_attempts");
+
+  const server = failure.headers ? parseRetryAfter((n) => failure.headers!.get(n), Date.now()) : undefined;
+  if (server && server.ms > options.maxRetryAfterMs) return unavailable("retry_after_too_long");
+  const delayMs = server ? server.ms : backoffDelay(retryIndex, { baseMs: options.baseDelayMs, maxMs: options.maxDelayMs });
+  if (deadlineAt !== undefined && Date.now() + delayMs >= deadlineAt) return { kind: "give_up", reason: "deadline" };
+  const budgetCost = await policies.acquireRetry(failure.timeout);
+  if (budgetCost === undefined) return unavailable("budget");
+  return { kind: "retry", delayMs, source: server ? server.source : "backoff", budgetCost };
+}
+
+function attemptTimeout(input: LoopInput, deadlineAt: number | undefined): number | undefined {
+  let t = input.sdkTimeoutMs;
+  const own = input.options.attemptTimeoutMs;
+  if (own !== undefined) t = t === undefined ? own : Math.min(t, own);
+  if (deadlineAt !== undefined) {
+    const left = deadlineAt - Date.now();
+    t = t === undefined ? left : Math.min(t, left);
+  }
+  return t;
+}
+
+/** An abortable wait; a caller abort rejects the way the SDK rejects an aborted request. */
+async function waitOrAbort(input: LoopInput, ms: number): Promise<void> {
+  try {
+    // Ref'd on purpose: a caller is awaiting this wait; an abort clears the timer at once.
+    await sleep(ms, input.signal, { ref: true });
+  } catch {
+    throw input.abortError();
+  }
+}

@@ -1,0 +1,235 @@
+import type { Context } from "@opentelemetry/api";
+import type { ClientOverrides, ResilienceOptions } from "../config.js";
+import { mergeBreaker } from "../config.js";
+import { classify } from "../policy/classify.js";
+import { estimateTokens } from "../policy/rate-limiter.js";
+import type { Operation, ProviderAdapter, ResponseInfo } from "../providers/types.js";
+import type { Runtime } from "../runtime.js";
+import { reportOnce } from "../telemetry/logger.js";
+import { runAttempts, type LoopResult, type RequestProps } from "./attempt-loop.js";
+import { guard, LogicalCall } from "./logical-call.js";
+import { breakerKey, policiesFor } from "./policies.js";
+import { observeStream } from "./stream-observer.js";
+
+/** Carries the call from the resource's `post()` to `makeRequest()` inside the request options. */
+export const kCall = Symbol.for("llm-resilience.call");
+
+/** What we need from one loaded SDK build (CJS and ESM builds are separate). */
+export interface SdkKit {
+  adapter: ProviderAdapter;
+  abortError(): Error;
+}
+
+interface ServerInfo {
+  address?: string;
+  port?: number;
+}
+const servers = new WeakMap<object, ServerInfo>();
+
+function serverOf(client: any): ServerInfo {
+  let s = servers.get(client);
+  if (s) return s;
+  s = {};
+  try {
+    const url = new URL(String(client.baseURL));
+    s.address = url.hostname;
+    s.port = url.port ? Number(url.port) : url.protocol === "http:" ? 80 : 443;
+  } catch {
+    // no usable baseURL: leave the server attributes out
+  }
+  servers.set(client, s);
+  return s;
+}
+
+const FALLBACK_KINDS = new Set<Operation["kind"]>(["chat", "responses", "messages", "completions"]);
+
+function effectiveOptions(rt: Runtime, client: object): ResilienceOptions {
+  const o: ClientOverrides | undefined = rt.clientOverrides.get(client);
+  if (!o) return rt.options;
+  const merged = { ...rt.options, ...o } as ResilienceOptions;
+  merged.breaker = mergeBreaker(rt.options.breaker, o.breaker);
+  if (o.retryBudget !== undefined) {
+    merged.retryBudget = o.retryBudget === false ? false : { ...(rt.options.retryBudget || {}), ...o.retryBudget } as any;
+  }
+  return merged;
+}
+
+function maxAttemptsFor(rt: Runtime, client: any, requestOptions: any, effective: ResilienceOptions): number {
+  const perRequest = requestOptions?.maxRetries;
+  if (typeof perRequest === "number" && perRequest >= 0) return Math.floor(perRequest) + 1;
+  const override = rt.clientOverrides.get(client)?.maxAttempts;
+  if (override !== undefined) return override;
+  const clientExplicit = client?._options?.maxRetries;
+  if (typeof clientExplicit === "number" && clientExplicit >= 0) return Math.floor(clientExplicit) + 1;
+  if (effective.maxAttempts !== undefined) return effective.maxAttempts;
+  const sdkDefault = client?.maxRetries;
+  return (typeof sdkDefault === "number" && sdkDefault >= 0 ? Math.floor(sdkDefault) : 2) + 1;
+}
+
+function isStream(data: any): boolean {
+  return data !== null && typeof data === "object" && typeof data.iterator === "function" && "controller" in data;
+}
+
+/** One instrumented SDK call: telemetry (LogicalCall) + the policy loop + reading the result. */
+export class InstrumentedCall {
+  readonly call: LogicalCall;
+  private readonly options: ResilienceOptions;
+  private readonly injectedUsage: boolean;
+  private result: LoopResult | undefined;
+  private readonly estimatedTokens: number;
+
+  private constructor(
+    private readonly rt: Runtime,
+    private readonly client: any,
+    private readonly kit: SdkKit,
+    private readonly op: Operation,
+    parent: Context,
+    readonly requestOptions: any,
+  ) {
+    const body = requestOptions?.body;
+    this.options = effectiveOptions(rt, client);
+    const server = serverOf(client);
+    this.call = new LogicalCall(
+      {
+        adapter: kit.adapter,
+        op,
+        provider: kit.adapter.provider(client),
+        serverAddress: server.address,
+        serverPort: server.port,
+        captureContent: rt.options.captureContent,
+      },
+      parent,
+      body,
+    );
+    this.injectedUsage =
+      rt.options.openaiStreamUsage && op.kind === "chat" && kit.adapter.sdk === "openai" && body?.stream === true && body.stream_options == null;
+    this.estimatedTokens = this.options.tpm !== undefined ? estimateTokens(body?.messages ?? body?.input ?? body?.prompt, body?.max_tokens ?? body?.max_completion_tokens ?? body?.max_output_tokens) : 0;
+  }
+
+  /** Called when the resource's request options resolve; returns the options to send on. */
+  static start(rt: Runtime, client: any, kit: SdkKit, op: Operation, parent: Context, opts: any): any {
+    const ic = guard("call start", () => new InstrumentedCall(rt, client, kit, op, parent, opts));
+    if (!ic) return opts;
+    const tagged = { ...opts, [kCall]: ic };
+    if (ic.injectedUsage) tagged.body = { ...opts.body, stream_options: { include_usage: true } };
+    return tagged;
+  }
+
+  /** Replaces the SDK's retry loop: each attempt goes through `sendOnce` with the SDK's retries off. */
+  async run(options: any, sendOnce: (inner: any) => Promise<RequestProps>): Promise<RequestProps> {
+    const { adapter } = this.kit;
+    const requestModel = this.call.requestModel;
+    const fallbacks = FALLBACK_KINDS.has(this.op.kind) && requestModel !== undefined ? this.options.fallbacks[requestModel] ?? [] : [];
+    const contextFallbacks =
+      FALLBACK_KINDS.has(this.op.kind) && requestModel !== undefined ? this.options.contextFallbacks[requestModel] ?? [] : [];
+    const models = [requestModel, ...new Set([...fallbacks, ...contextFallbacks])];
+    const sdkTimeout = typeof options.timeout === "number" ? options.timeout : typeof this.client.timeout === "number" ? this.client.timeout : undefined;
+    const server = serverOf(this.client);
+    const provider = this.call.id.provider;
+
+    this.result = await runAttempts({
+      call: this.call,
+      adapter,
+      options: this.options,
+      maxAttempts: maxAttemptsFor(this.rt, this.client, options, this.options),
+      sdkTimeoutMs: sdkTimeout,
+      signal: options.signal ?? undefined,
+      models,
+      estimatedTokens: this.estimatedTokens,
+      policiesFor: (model) => policiesFor(breakerKey(provider, server.address, server.port, model), this.options),
+      abortError: () => this.kit.abortError(),
+      send: (model, attempt, timeoutMs) => {
+        const inner: any = { ...options, [kCall]: undefined, maxRetries: 0 };
+        if (timeoutMs !== undefined) inner.timeout = Math.max(1, Math.floor(timeoutMs));
+        if (model !== requestModel && model !== undefined) inner.body = adapter.withModel(this.op, options.body, model);
+        if (attempt.number > 1 && (inner.headers === undefined || (typeof inner.headers === "object" && !Array.isArray(inner.headers) && !(inner.headers instanceof Headers)))) {
+          inner.headers = { ...inner.headers, "X-Stainless-Retry-Count": String(attempt.number - 1) };
+        }
+        return this.call.within(attempt, () => sendOnce(inner));
+      },
+    });
+    if (!isStreamRequest(options)) this.watchBody(this.result.props);
+    return this.result.props;
+  }
+
+  /** The SDK parsed the response (the `_thenUnwrap` transform): read it, or start observing the stream. */
+  finish(data: any): void {
+    if (this.call.ended) return;
+    if (isStream(data)) {
+      const acc = this.kit.adapter.streamAccumulator(this.op, this.injectedUsage);
+      const observed = observeStream(
+        data,
+        acc,
+        () => this.call.firstChunk(),
+        (outcome) => {
+          if (outcome.kind === "error") {
+            const failure = classify(outcome.error, this.kit.adapter);
+            this.call.giveUp(failure.aborted ? "aborted" : "non_retryable", failure.errorType);
+            this.call.fail(failure.errorType, outcome.error, acc.info);
+          } else {
+            this.succeed(acc.info);
+          }
+        },
+      );
+      if (!observed) this.succeed({});
+      return;
+    }
+    this.succeed(this.kit.adapter.responseInfo(this.op, data));
+  }
+
+  private succeed(info: ResponseInfo): void {
+    this.call.succeed(info);
+    const u = info.usage;
+    if (this.result && this.options.tpm !== undefined && u && (u.input !== undefined || u.output !== undefined)) {
+      guard("rate correction", () => this.result!.policies.correctRate(this.estimatedTokens, (u.input ?? 0) + (u.output ?? 0)));
+    }
+  }
+
+  /**
+   * The body of a JSON response may never reach `finish` (malformed JSON makes the SDK throw, and
+   * `asResponse()` skips parsing). Once the body has been read, a call still open is ended here.
+   */
+  private watchBody(props: RequestProps): void {
+    const response: any = props.response;
+    if (!response || typeof response.text !== "function") return;
+    const watch = (method: "text" | "json") => {
+      const original = response[method];
+      if (typeof original !== "function") return;
+      response[method] = function watchedBody(this: unknown, ...args: unknown[]) {
+        const p: Promise<unknown> = original.apply(this, args);
+        p.then(
+          (body) => setImmediate(() => ic.afterBodyRead(body, undefined)),
+          (err) => setImmediate(() => ic.afterBodyRead(undefined, err)),
+        );
+        return p;
+      };
+    };
+    const ic = this;
+    watch("text");
+    watch("json");
+  }
+
+  private afterBodyRead(body: unknown, err: unknown): void {
+    if (this.call.ended) return;
+    if (err !== undefined) {
+      const failure = classify(err, this.kit.adapter);
+      this.call.fail(failure.errorType, err);
+      return;
+    }
+    if (typeof body === "string") {
+      try {
+        JSON.parse(body);
+      } catch (parseErr) {
+        this.call.fail("_OTHER", parseErr);
+        return;
+      }
+    }
+    // Read by the application itself (asResponse): the call succeeded, without body attributes.
+    reportOnce("a response body was read outside the SDK's parser; its usage is not recorded");
+    this.call.succeed({});
+  }
+}
+
+function isStreamRequest(options: any): boolean {
+  return options?.stream === true || options?.body?.stream === true;
+}

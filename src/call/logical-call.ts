@@ -1,0 +1,286 @@
+import {
+  context,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+} from "@opentelemetry/api";
+import type { Operation, ProviderAdapter, ProviderName, ResponseInfo, Usage } from "../providers/types.js";
+import { ATTR, EVENT } from "../telemetry/semconv.js";
+import { getInstruments } from "../telemetry/instruments.js";
+import { log, reportOnce } from "../telemetry/logger.js";
+import { SCOPE, VERSION } from "../version.js";
+
+const tracer = () => trace.getTracer(SCOPE, VERSION);
+
+/** One HTTP attempt: its child span and what it asked for. */
+export interface Attempt {
+  readonly number: number;
+  readonly model: string | undefined;
+  readonly span: Span;
+  readonly ctx: Context;
+  ended: boolean;
+}
+
+export interface CallIdentity {
+  adapter: ProviderAdapter;
+  op: Operation;
+  provider: ProviderName;
+  serverAddress?: string;
+  serverPort?: number;
+  captureContent: boolean;
+}
+
+function usageAttributes(u: Usage | undefined, out: Attributes): Attributes {
+  if (!u) return out;
+  if (u.input !== undefined) out[ATTR.USAGE_INPUT] = u.input;
+  if (u.output !== undefined) out[ATTR.USAGE_OUTPUT] = u.output;
+  if (u.cacheRead !== undefined) out[ATTR.USAGE_CACHE_READ] = u.cacheRead;
+  if (u.cacheCreation !== undefined) out[ATTR.USAGE_CACHE_CREATION] = u.cacheCreation;
+  if (u.reasoning !== undefined) out[ATTR.USAGE_REASONING] = u.reasoning;
+  return out;
+}
+
+function responseAttributes(info: ResponseInfo): Attributes {
+  const a: Attributes = {};
+  if (info.id !== undefined) a[ATTR.RESPONSE_ID] = info.id;
+  if (info.model !== undefined) a[ATTR.RESPONSE_MODEL] = info.model;
+  if (info.finishReasons !== undefined) a[ATTR.RESPONSE_FINISH_REASONS] = info.finishReasons;
+  return usageAttributes(info.usage, a);
+}
+
+/** Runs a telemetry step; our own failure is reported once and never reaches the caller. */
+export function guard<T>(what: string, fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (err) {
+    reportOnce(`telemetry error in ${what}`, err);
+    return undefined;
+  }
+}
+
+/**
+ * The telemetry of one logical SDK call: the CLIENT span, its attempt children, the decision events,
+ * metrics and the log line. Knows nothing about policies; the attempt loop tells it what happened.
+ */
+export class LogicalCall {
+  readonly span: Span;
+  readonly ctx: Context;
+  readonly requestModel: string | undefined;
+  private readonly start = performance.now();
+  private attemptCount = 0;
+  private retryCount = 0;
+  private current: Attempt | undefined;
+  private firstChunkAt: number | undefined;
+  ended = false;
+
+  constructor(
+    readonly id: CallIdentity,
+    parent: Context,
+    body: any,
+  ) {
+    this.requestModel = id.adapter.requestModel(id.op, body);
+    const attributes: Attributes = {
+      [ATTR.OPERATION]: id.op.name,
+      [ATTR.PROVIDER]: id.provider,
+      ...id.adapter.requestAttributes(id.op, body),
+    };
+    if (this.requestModel !== undefined) attributes[ATTR.REQUEST_MODEL] = this.requestModel;
+    if (id.serverAddress !== undefined) attributes[ATTR.SERVER_ADDRESS] = id.serverAddress;
+    if (id.serverPort !== undefined) attributes[ATTR.SERVER_PORT] = id.serverPort;
+    const name = this.requestModel ? `${id.op.name} ${this.requestModel}` : id.op.name;
+    this.span = tracer().startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+    this.ctx = trace.setSpan(parent, this.span);
+    if (id.captureContent) {
+      guard("content capture", () => {
+        const content = id.adapter.requestContent(id.op, body);
+        if (content !== undefined) this.span.setAttribute(ATTR.INPUT_MESSAGES, JSON.stringify(content));
+      });
+    }
+  }
+
+  get attempts(): number {
+    return this.attemptCount;
+  }
+
+  /** Labels shared by this call's metrics; `model` is the one an attempt asked for. */
+  metricAttributes(model = this.requestModel): Attributes {
+    const a: Attributes = { [ATTR.OPERATION]: this.id.op.name, [ATTR.PROVIDER]: this.id.provider };
+    if (model !== undefined) a[ATTR.REQUEST_MODEL] = model;
+    if (this.id.serverAddress !== undefined) a[ATTR.SERVER_ADDRESS] = this.id.serverAddress;
+    return a;
+  }
+
+  startAttempt(model: string | undefined): Attempt {
+    const number = ++this.attemptCount;
+    const attributes: Attributes = { [ATTR.ATTEMPT_NUMBER]: number };
+    if (number > 1) attributes[ATTR.HTTP_RESEND_COUNT] = number - 1;
+    if (model !== undefined) attributes[ATTR.REQUEST_MODEL] = model;
+    const base = this.requestModel ? `${this.id.op.name} ${this.requestModel}` : this.id.op.name;
+    const span = tracer().startSpan(`${base} attempt`, { kind: SpanKind.INTERNAL, attributes }, this.ctx);
+    this.current = { number, model, span, ctx: trace.setSpan(this.ctx, span), ended: false };
+    return this.current;
+  }
+
+  /** Status, request id and rate-limit headers of the attempt's HTTP response. */
+  recordResponse(attempt: Attempt, status: number | undefined, headers: { get(n: string): string | null } | undefined): void {
+    guard("recordResponse", () => {
+      if (status !== undefined) attempt.span.setAttribute(ATTR.HTTP_STATUS, status);
+      if (!headers) return;
+      const rid = headers.get(this.id.adapter.requestIdHeader);
+      if (rid) attempt.span.setAttribute(ATTR.REQUEST_ID, rid);
+      for (const h of this.id.adapter.rateLimitHeaders) {
+        const v = headers.get(h);
+        if (v !== null && v !== undefined) attempt.span.setAttribute(`http.response.header.${h}`, [v]);
+      }
+    });
+  }
+
+  endAttempt(attempt: Attempt, errorType?: string, info?: ResponseInfo): void {
+    if (attempt.ended) return;
+    attempt.ended = true;
+    guard("endAttempt", () => {
+      const attrs = this.metricAttributes(attempt.model);
+      if (errorType !== undefined) {
+        attempt.span.setAttribute(ATTR.ERROR_TYPE, errorType);
+        attempt.span.setStatus({ code: SpanStatusCode.ERROR });
+        attrs[ATTR.ERROR_TYPE] = errorType;
+      }
+      if (info) attempt.span.setAttributes(responseAttributes(info));
+      getInstruments().attempts.add(1, attrs);
+    });
+    attempt.span.end();
+  }
+
+  event(name: string, attributes: Attributes): void {
+    guard("event", () => this.span.addEvent(name, attributes));
+  }
+
+  retry(failedAttempt: number, delayMs: number, source: string, errorType: string, model: string | undefined): void {
+    this.retryCount++;
+    this.event(EVENT.RETRY, {
+      [ATTR.ATTEMPT_NUMBER]: failedAttempt,
+      [ATTR.RETRY_DELAY_MS]: Math.round(delayMs),
+      [ATTR.RETRY_DELAY_SOURCE]: source,
+      [ATTR.ERROR_TYPE]: errorType,
+    });
+    guard("retry metric", () =>
+      getInstruments().retries.add(1, { ...this.metricAttributes(model), [ATTR.ERROR_TYPE]: errorType }),
+    );
+    guard("retry log", () =>
+      log().warn(
+        { ...this.logContext(), attempt: failedAttempt, delay_ms: Math.round(delayMs), delay_source: source, "error.type": errorType },
+        "llm call retrying",
+      ),
+    );
+  }
+
+  giveUp(reason: string, errorType: string): void {
+    this.event(EVENT.GIVE_UP, { [ATTR.GIVE_UP_REASON]: reason, [ATTR.ERROR_TYPE]: errorType });
+    guard("give_up log", () =>
+      log().warn({ ...this.logContext(), reason, "error.type": errorType, attempts: this.attemptCount }, "llm call gave up"),
+    );
+  }
+
+  fallback(from: string | undefined, to: string, reason: string): void {
+    this.event(EVENT.FALLBACK, { [ATTR.FALLBACK_FROM]: from ?? "", [ATTR.FALLBACK_TO]: to, [ATTR.FALLBACK_REASON]: reason });
+    guard("fallback metric", () =>
+      getInstruments().fallbacks.add(1, {
+        ...this.metricAttributes(from),
+        [ATTR.FALLBACK_TO]: to,
+        [ATTR.FALLBACK_REASON]: reason,
+      }),
+    );
+    guard("fallback log", () => log().warn({ ...this.logContext(), from, to, reason }, "llm call falling back"));
+  }
+
+  /** Marks the first chunk that reached the caller. */
+  firstChunk(): void {
+    if (this.firstChunkAt !== undefined) return;
+    this.firstChunkAt = performance.now();
+    const seconds = (this.firstChunkAt - this.start) / 1000;
+    guard("ttfc", () => {
+      this.span.setAttribute(ATTR.RESPONSE_TTFC, seconds);
+      getInstruments().ttfc.record(seconds, this.metricAttributes(this.current?.model));
+    });
+  }
+
+  get streamStarted(): boolean {
+    return this.firstChunkAt !== undefined;
+  }
+
+  succeed(info: ResponseInfo): void {
+    if (this.ended) return;
+    this.ended = true;
+    const attempt = this.current;
+    if (attempt) this.endAttempt(attempt, undefined, info);
+    guard("succeed", () => {
+      this.span.setAttributes(responseAttributes(info));
+      this.span.setAttribute(ATTR.ATTEMPTS, this.attemptCount);
+      if (this.id.captureContent && info.output !== undefined) {
+        this.span.setAttribute(ATTR.OUTPUT_MESSAGES, JSON.stringify(info.output));
+      }
+      this.recordEnd(info, undefined);
+    });
+    this.span.end();
+  }
+
+  fail(errorType: string, err?: unknown, info: ResponseInfo = {}): void {
+    if (this.ended) return;
+    this.ended = true;
+    const attempt = this.current;
+    if (attempt) this.endAttempt(attempt, errorType, info);
+    guard("fail", () => {
+      this.span.setAttributes(responseAttributes(info));
+      this.span.setAttribute(ATTR.ATTEMPTS, this.attemptCount);
+      this.span.setAttribute(ATTR.ERROR_TYPE, errorType);
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message.slice(0, 300) : undefined });
+      this.recordEnd(info, errorType);
+    });
+    this.span.end();
+  }
+
+  private recordEnd(info: ResponseInfo, errorType: string | undefined): void {
+    const seconds = (performance.now() - this.start) / 1000;
+    const attrs = this.metricAttributes();
+    if (errorType !== undefined) attrs[ATTR.ERROR_TYPE] = errorType;
+    const m = getInstruments();
+    m.duration.record(seconds, attrs);
+    const u = info.usage;
+    if (u?.input !== undefined) m.tokens.record(u.input, { ...this.metricAttributes(), [ATTR.TOKEN_TYPE]: "input" });
+    if (u?.output !== undefined) m.tokens.record(u.output, { ...this.metricAttributes(), [ATTR.TOKEN_TYPE]: "output" });
+    const logger = log();
+    if (!logger.isLevelEnabled("info")) return;
+    logger.info(
+      {
+        ...this.logContext(),
+        "tokens.input": u?.input,
+        "tokens.output": u?.output,
+        latency_ms: Math.round(seconds * 1000),
+        attempts: this.attemptCount,
+        retries: this.retryCount,
+        finish_reason: info.finishReasons?.join(","),
+        "error.type": errorType,
+      },
+      errorType === undefined ? "llm call" : "llm call failed",
+    );
+  }
+
+  private logContext(): Record<string, unknown> {
+    const sc = this.span.spanContext();
+    return {
+      provider: this.id.provider,
+      operation: this.id.op.name,
+      model: this.requestModel,
+      trace_id: sc.traceId,
+      span_id: sc.spanId,
+    };
+  }
+
+  /** Runs fn with the attempt's context active, so HTTP instrumentation nests under it. */
+  within<T>(attempt: Attempt, fn: () => T): T {
+    return context.with(attempt.ctx, fn);
+  }
+}

@@ -1,0 +1,226 @@
+import type { Attributes } from "@opentelemetry/api";
+import type { ResilienceOptions } from "../config.js";
+import { CircuitBreaker, type BreakerDecision } from "../policy/breaker.js";
+import type { Failure } from "../policy/classify.js";
+import { RateLimiter, type ServerRateLimit } from "../policy/rate-limiter.js";
+import { KeyedRegistry } from "../policy/registry.js";
+import { RetryBudget } from "../policy/retry-budget.js";
+import { localStore, type BreakerState, type StateStore, type StoreKind } from "../policy/store.js";
+import { BREAKER_STATE_VALUE, breakerGauge, getInstruments } from "../telemetry/instruments.js";
+import { log } from "../telemetry/logger.js";
+import { ATTR, EVENT } from "../telemetry/semconv.js";
+import { guard, type LogicalCall } from "./logical-call.js";
+
+export type Admission =
+  | { allowed: true; probe: boolean; store: StoreKind }
+  | { allowed: false; retryAt: number; store: StoreKind };
+
+type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * The policies of one breaker key (provider + server + model) as the attempt loop sees them: breaker,
+ * retry budget and rate limiter, each optional, with their telemetry. Results are plain values for
+ * the in-process store and may be Promises for a shared one; the loop awaits them.
+ */
+export class KeyPolicies {
+  private readonly breaker: CircuitBreaker<any> | undefined;
+  private readonly budget: RetryBudget<any> | undefined;
+  private readonly limiter: RateLimiter<any> | undefined;
+  private readonly countRateLimits: boolean;
+  private readonly labels: Attributes;
+  /** The call whose policy step is running, so a transition it causes lands on its span. */
+  private active: LogicalCall | undefined;
+
+  constructor(
+    readonly key: string,
+    options: ResilienceOptions,
+    store: StateStore<any>,
+  ) {
+    const { provider, model } = parseBreakerKey(key);
+    this.labels = { [ATTR.BREAKER_KEY]: key, [ATTR.PROVIDER]: provider, ...(model !== undefined && { [ATTR.REQUEST_MODEL]: model }) };
+    const b = options.breaker;
+    this.countRateLimits = b ? b.countRateLimits : false;
+    if (b) {
+      this.breaker = new CircuitBreaker<any>(key, {
+        consecutiveFailures: b.failures,
+        failureRatio: b.failureRatio,
+        windowMs: b.windowMs,
+        minimumCalls: b.minimumCalls,
+        cooldownMs: b.cooldownMs,
+        halfOpenProbes: b.halfOpenProbes,
+        store,
+        onTransition: (from, to, _key, storeKind) => this.transition(from, to, storeKind),
+      });
+      breakerGauge.set(key, { value: 0, attributes: this.labels });
+    }
+    if (options.retryBudget) {
+      this.budget = new RetryBudget<any>(`budget:${key}`, { ...options.retryBudget, store });
+    }
+    if (options.rpm !== undefined || options.tpm !== undefined) {
+      this.limiter = new RateLimiter<any>(key, { requestsPerMinute: options.rpm, tokensPerMinute: options.tpm, store });
+    }
+  }
+
+  /** Only closed breakers may be forgotten: evicting an open one would forget an outage. */
+  evictable(): boolean {
+    return !this.breaker || this.breaker.state === "closed";
+  }
+
+  private transition(from: BreakerState, to: BreakerState, store: StoreKind): void {
+    guard("breaker transition", () => {
+      breakerGauge.set(this.key, { value: BREAKER_STATE_VALUE[to], attributes: this.labels });
+      getInstruments().breakerTransitions.add(1, { ...this.labels, [ATTR.BREAKER_FROM]: from, [ATTR.BREAKER_TO]: to });
+      this.active?.event(EVENT.BREAKER_TRANSITION, {
+        [ATTR.BREAKER_KEY]: this.key,
+        [ATTR.BREAKER_FROM]: from,
+        [ATTR.BREAKER_TO]: to,
+        [ATTR.BREAKER_STORE]: store,
+      });
+      log().warn({ "breaker.key": this.key, from, to, store }, "llm circuit breaker transition");
+    });
+  }
+
+  private withCall<T>(call: LogicalCall, fn: () => T): T {
+    this.active = call;
+    try {
+      return fn();
+    } finally {
+      this.active = undefined;
+    }
+  }
+
+  acquire(call: LogicalCall): MaybePromise<Admission> {
+    if (!this.breaker) return ADMIT;
+    const d = this.withCall(call, () => this.breaker!.tryAcquire());
+    return isThenable(d) ? d.then(toAdmission) : toAdmission(d);
+  }
+
+  rejected(attrs: Attributes): void {
+    guard("breaker rejection", () => getInstruments().breakerRejections.add(1, { ...attrs, [ATTR.BREAKER_KEY]: this.key }));
+  }
+
+  /** The attempt succeeded; `retryCost` is what its retry took from the budget (0 if none). */
+  success(call: LogicalCall, probe: boolean, retryCost: number): void {
+    if (this.breaker) this.withCall(call, () => swallow(this.breaker!.onSuccess(probe)));
+    if (this.budget) swallow(this.budget.onSuccess(retryCost));
+  }
+
+  failure(call: LogicalCall, probe: boolean, f: Failure): void {
+    if (!this.breaker) return;
+    const counted = f.outage || (f.rateLimited && this.countRateLimits);
+    this.withCall(call, () => swallow(this.breaker!.onFailure(probe, counted)));
+  }
+
+  /** The attempt ended without a verdict (aborted, or stopped by another policy before sending). */
+  release(probe: boolean): void {
+    if (this.breaker) swallow(this.breaker.onRelease(probe));
+  }
+
+  /** Budget for one retry: its cost, or undefined when the budget is spent. */
+  acquireRetry(timeout: boolean): MaybePromise<number | undefined> {
+    if (!this.budget) return 0;
+    const d = this.budget.tryAcquire(timeout ? "timeout" : "normal");
+    const cost = (r: { ok: boolean; cost?: number }) => (r.ok ? r.cost ?? 0 : undefined);
+    return isThenable(d) ? d.then(cost) : cost(d);
+  }
+
+  reserveRate(estimatedTokens: number): MaybePromise<{ waitMs: number; kind?: string }> {
+    if (!this.limiter?.enabled) return NO_WAIT;
+    return this.limiter.reserve(estimatedTokens);
+  }
+
+  correctRate(estimated: number, actual: number): void {
+    if (this.limiter?.enabled) swallow(this.limiter.correct(estimated, actual));
+  }
+
+  applyRateHeaders(headers: { get(n: string): string | null }): void {
+    if (!this.limiter?.enabled) return;
+    const parsed = parseRateLimitHeaders(headers, Date.now());
+    if (parsed) swallow(this.limiter.applyServerHeaders(parsed));
+  }
+}
+
+const ADMIT: Admission = Object.freeze({ allowed: true, probe: false, store: "local" }) as Admission;
+const NO_WAIT = Object.freeze({ waitMs: 0 });
+
+function toAdmission(d: BreakerDecision): Admission {
+  return d.allowed ? d : { allowed: false, retryAt: d.retryAtMs, store: d.store };
+}
+
+function isThenable<T>(v: T | PromiseLike<T>): v is Promise<T> {
+  return typeof (v as any)?.then === "function";
+}
+
+/** A shared store's bookkeeping must not reject into the caller. */
+function swallow(v: unknown): void {
+  if (isThenable(v)) (v as Promise<unknown>).catch(() => {});
+}
+
+/** "1s", "6m0s", "20ms", "1h2m3.5s" → ms. */
+function parseDuration(raw: string): number | undefined {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+  let total = 0;
+  let matched = "";
+  for (const m of raw.matchAll(re)) {
+    const n = Number(m[1]);
+    total += m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n * 3_600_000;
+    matched += m[0];
+  }
+  return matched.length > 0 && matched === raw.trim() ? total : undefined;
+}
+
+function intHeader(headers: { get(n: string): string | null }, name: string): number | undefined {
+  const v = headers.get(name);
+  return v !== null && /^\d+$/.test(v.trim()) ? Number(v) : undefined;
+}
+
+function resetHeader(headers: { get(n: string): string | null }, name: string, now: number): number | undefined {
+  const v = headers.get(name);
+  if (v === null || v.trim() === "") return undefined;
+  const d = parseDuration(v);
+  if (d !== undefined) return d;
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
+}
+
+/** OpenAI's x-ratelimit-* and Anthropic's anthropic-ratelimit-* headers, when present. */
+export function parseRateLimitHeaders(headers: { get(n: string): string | null }, now: number): ServerRateLimit | undefined {
+  const out: ServerRateLimit = {
+    remainingRequests: intHeader(headers, "x-ratelimit-remaining-requests") ?? intHeader(headers, "anthropic-ratelimit-requests-remaining"),
+    remainingTokens: intHeader(headers, "x-ratelimit-remaining-tokens") ?? intHeader(headers, "anthropic-ratelimit-tokens-remaining"),
+    resetRequestsMs: resetHeader(headers, "x-ratelimit-reset-requests", now) ?? resetHeader(headers, "anthropic-ratelimit-requests-reset", now),
+    resetTokensMs: resetHeader(headers, "x-ratelimit-reset-tokens", now) ?? resetHeader(headers, "anthropic-ratelimit-tokens-reset", now),
+  };
+  return Object.values(out).some((v) => v !== undefined) ? out : undefined;
+}
+
+/** provider | server address:port | model — the breaker key of the contract. */
+export function breakerKey(provider: string, address: string | undefined, port: number | undefined, model: string | undefined): string {
+  return `${provider}|${address ?? ""}:${port ?? ""}|${model ?? ""}`;
+}
+
+function parseBreakerKey(key: string): { provider: string; model: string | undefined } {
+  const [provider = "", , ...rest] = key.split("|");
+  const model = rest.join("|");
+  return { provider, model: model === "" ? undefined : model };
+}
+
+const registries = new WeakMap<ResilienceOptions, KeyedRegistry<KeyPolicies>>();
+let sharedStore: StateStore<any> = localStore;
+
+/** Installs the fleet-wide store (Redis); policies created from now on use it. */
+export function setPolicyStore(store: StateStore<any>): void {
+  sharedStore = store;
+}
+
+/** The policies of `key` under these options (one registry per options object, bounded LRU). */
+export function policiesFor(key: string, options: ResilienceOptions): KeyPolicies {
+  let reg = registries.get(options);
+  if (!reg) {
+    reg = new KeyedRegistry((k) => new KeyPolicies(k, options, sharedStore), {
+      evictable: (p) => p.evictable(),
+    });
+    registries.set(options, reg);
+  }
+  return reg.get(key);
+}

@@ -1,0 +1,75 @@
+import type { StreamAccumulator } from "../providers/types.js";
+import { reportOnce } from "../telemetry/logger.js";
+
+export interface StreamOutcome {
+  /** completed: the provider ended the stream; returned: the consumer stopped early. */
+  kind: "completed" | "returned" | "error";
+  error?: unknown;
+}
+
+/**
+ * Observes an SDK `Stream` in place: its `iterator` (which async iteration, `tee()` and
+ * `toReadableStream()` all go through) is wrapped so each chunk is seen once as it passes,
+ * nothing is buffered, and `onEnd` runs exactly once however the stream ends.
+ */
+export function observeStream(
+  stream: any,
+  acc: StreamAccumulator,
+  onFirstChunk: () => void,
+  onEnd: (outcome: StreamOutcome) => void,
+): boolean {
+  const original = stream?.iterator;
+  if (typeof original !== "function") {
+    reportOnce("unexpected SDK stream shape: streamed calls are not observed");
+    return false;
+  }
+  let ended = false;
+  const end = (outcome: StreamOutcome) => {
+    if (ended) return;
+    ended = true;
+    try {
+      onEnd(outcome);
+    } catch (err) {
+      reportOnce("telemetry error at stream end", err);
+    }
+  };
+  stream.iterator = function observedIterator(this: unknown) {
+    const inner: AsyncIterator<unknown> = original.call(this);
+    return (async function* () {
+      let first = true;
+      let finished = false;
+      try {
+        while (true) {
+          const r = await inner.next();
+          if (r.done) {
+            finished = true;
+            end({ kind: "completed" });
+            return r.value;
+          }
+          if (first) {
+            first = false;
+            onFirstChunk();
+          }
+          let pass = true;
+          try {
+            pass = acc.add(r.value);
+          } catch (err) {
+            reportOnce("telemetry error reading a stream chunk", err);
+          }
+          if (pass) yield r.value;
+        }
+      } catch (error) {
+        finished = true;
+        end({ kind: "error", error });
+        throw error;
+      } finally {
+        if (!finished) {
+          // The consumer left early (break / return): let the SDK release the connection.
+          end({ kind: "returned" });
+          await inner.return?.();
+        }
+      }
+    })();
+  };
+  return true;
+}

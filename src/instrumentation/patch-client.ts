@@ -1,0 +1,95 @@
+import { context } from "@opentelemetry/api";
+import { InstrumentedCall, kCall, type SdkKit } from "../call/instrumented-call.js";
+import { getRuntime } from "../runtime.js";
+import { reportOnce } from "../telemetry/logger.js";
+
+const PATCHED = Symbol.for("llm-resilience.patched");
+
+function ownerOf(proto: any, name: string): any {
+  for (let p = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    if (Object.prototype.hasOwnProperty.call(p, name)) return p;
+  }
+  return undefined;
+}
+
+/**
+ * Patches one SDK build's client class. Two seams, both on the prototype, so clients constructed
+ * before registering are covered and already-loaded ESM instances can still be patched:
+ * - `post(path, opts)`: every resource call passes here; starts the logical call and observes the
+ *   parsed result through `_thenUnwrap` (which keeps the SDK's APIPromise and all its helpers).
+ * - `makeRequest(options, retriesRemaining)`: the SDK's attempt + retry loop; ours replaces its
+ *   retries by calling the original once per attempt with `maxRetries: 0`.
+ */
+export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "already" | "unsupported" {
+  const proto = ClientClass?.prototype;
+  const postOwner = ownerOf(proto, "post");
+  const makeOwner = ownerOf(proto, "makeRequest");
+  if (!postOwner || !makeOwner || typeof postOwner.post !== "function" || typeof makeOwner.makeRequest !== "function") {
+    return "unsupported";
+  }
+  if (postOwner[PATCHED] || makeOwner[PATCHED]) return "already";
+
+  const originalPost = postOwner.post;
+  const originalMakeRequest = makeOwner.makeRequest;
+
+  const post = function (this: any, path: unknown, opts: unknown) {
+    const rt = getRuntime();
+    if (!rt || !rt.enabled || rt.excluded.has(this) || typeof path !== "string") return originalPost.call(this, path, opts);
+    const op = kit.adapter.operationForPath(path);
+    if (!op) return originalPost.call(this, path, opts);
+    rt.beforeFirstCall?.();
+    const parent = context.active();
+    const client = this;
+    let ic: InstrumentedCall | undefined;
+    const tagged = Promise.resolve(opts).then((o) => {
+      const t = InstrumentedCall.start(rt, client, kit, op, parent, o);
+      ic = t?.[kCall];
+      return t;
+    });
+    const promise = originalPost.call(this, path, tagged);
+    if (typeof promise?._thenUnwrap !== "function") {
+      reportOnce("unexpected SDK shape: APIPromise._thenUnwrap missing; responses are not read");
+      return promise;
+    }
+    return promise._thenUnwrap((data: unknown) => {
+      try {
+        ic?.finish(data);
+      } catch (err) {
+        reportOnce("telemetry error reading a response", err);
+      }
+      return data;
+    });
+  };
+
+  const makeRequest = async function (this: any, optionsInput: unknown, ...rest: unknown[]) {
+    const options: any = await optionsInput;
+    const ic: InstrumentedCall | undefined = options?.[kCall];
+    if (!ic) return originalMakeRequest.call(this, options, ...rest);
+    return ic.run(options, (inner) => originalMakeRequest.call(this, inner, null, undefined));
+  };
+
+  define(postOwner, "post", post, originalPost);
+  define(makeOwner, "makeRequest", makeRequest, originalMakeRequest);
+  postOwner[PATCHED] = true;
+  makeOwner[PATCHED] = true;
+  return "patched";
+}
+
+function define(target: any, name: string, fn: Function, original: Function): void {
+  Object.defineProperty(fn, "name", { value: original.name || name });
+  Object.defineProperty(fn, "__original", { value: original });
+  Object.defineProperty(target, name, { value: fn, writable: true, configurable: true, enumerable: false });
+}
+
+/** Restores the originals (used by tests and `shutdown({ unpatch: true })`). */
+export function unpatchClientClass(ClientClass: any): void {
+  const proto = ClientClass?.prototype;
+  for (const name of ["post", "makeRequest"]) {
+    const owner = ownerOf(proto, name);
+    const original = owner?.[name]?.__original;
+    if (original) {
+      Object.defineProperty(owner, name, { value: original, writable: true, configurable: true, enumerable: false });
+      delete owner[PATCHED];
+    }
+  }
+}

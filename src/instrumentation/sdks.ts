@@ -1,0 +1,117 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { SdkKit } from "../call/instrumented-call.js";
+import { anthropicAdapter } from "../providers/anthropic.js";
+import { openaiAdapter } from "../providers/openai.js";
+import { log } from "../telemetry/logger.js";
+import { patchClientClass } from "./patch-client.js";
+
+export const SDK_PACKAGES = ["openai", "@anthropic-ai/sdk"] as const;
+export type SdkPackage = (typeof SDK_PACKAGES)[number];
+
+/** Supported majors; README "Compatibility" states the same ranges. */
+export const SUPPORTED: Record<SdkPackage, { min: [number, number]; belowMajor: number; range: string }> = {
+  openai: { min: [4, 0], belowMajor: 8, range: ">=4.0.0 <8" },
+  "@anthropic-ai/sdk": { min: [0, 30], belowMajor: 2, range: ">=0.30.0 <2" },
+};
+
+export function isSupported(pkg: SdkPackage, version: string | undefined): boolean {
+  const m = /^(\d+)\.(\d+)\./.exec(version ?? "");
+  if (!m) return false;
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  const { min, belowMajor } = SUPPORTED[pkg];
+  if (major >= belowMajor) return false;
+  return major > min[0] || (major === min[0] && minor >= min[1]);
+}
+
+export function readVersion(baseDir: string | undefined): string | undefined {
+  if (!baseDir) return undefined;
+  try {
+    return JSON.parse(readFileSync(join(baseDir, "package.json"), "utf8")).version;
+  } catch {
+    return undefined;
+  }
+}
+
+const warned = new Set<string>();
+function warnOnce(key: string, message: string, extra: Record<string, unknown>): void {
+  if (warned.has(key)) return;
+  warned.add(key);
+  log().warn(extra, message);
+}
+
+/** Anthropic SDK ≥1 opens its own call span when a tracer provider exists; ours replaces it. */
+function silenceAnthropicTracing(BaseClass: any): void {
+  const proto = BaseClass?.prototype;
+  if (!proto || Object.getOwnPropertyDescriptor(proto, "_tracer")) return;
+  // An accessor on the prototype turns the constructor's `this._tracer = ...` into a no-op.
+  Object.defineProperty(proto, "_tracer", { get: () => undefined, set: () => {}, configurable: true });
+}
+
+/** Drops the SDK's own tracer from a client constructed before we patched its class. */
+export function silenceClientTracing(client: any): void {
+  if (client && Object.prototype.hasOwnProperty.call(client, "_tracer")) {
+    try {
+      delete client._tracer;
+    } catch {
+      // frozen client: leave it
+    }
+  }
+}
+
+function kitFor(pkg: SdkPackage, exports: any): SdkKit {
+  const adapter = pkg === "openai" ? openaiAdapter : anthropicAdapter;
+  const AbortErr = exports?.APIUserAbortError ?? exports?.default?.APIUserAbortError;
+  return {
+    adapter,
+    abortError: () => (typeof AbortErr === "function" ? new AbortErr() : Object.assign(new Error("Request was aborted."), { name: "AbortError" })),
+  };
+}
+
+export function clientClassOf(pkg: SdkPackage, exports: any): any {
+  if (pkg === "openai") return exports?.OpenAI ?? exports?.default;
+  return exports?.BaseAnthropic ?? exports?.Anthropic ?? exports?.default;
+}
+
+/**
+ * Instruments one loaded build (CJS exports or ESM namespace) of an SDK. An unsupported version or an
+ * unexpected shape gets one warning and is left untouched.
+ */
+export function instrumentSdk(pkg: SdkPackage, exports: any, version: string | undefined): boolean {
+  if (!isSupported(pkg, version)) {
+    warnOnce(`version:${pkg}@${version}`, `llm-resilience: ${pkg}@${version ?? "unknown"} is outside the supported range ${SUPPORTED[pkg].range}; its calls pass through untouched`, {
+      package: pkg,
+      version,
+    });
+    return false;
+  }
+  const ClientClass = clientClassOf(pkg, exports);
+  const result = patchClientClass(ClientClass, kitFor(pkg, exports));
+  if (result === "unsupported") {
+    warnOnce(`shape:${pkg}@${version}`, `llm-resilience: ${pkg}@${version} does not have the expected client shape; its calls pass through untouched`, {
+      package: pkg,
+      version,
+    });
+    return false;
+  }
+  if (pkg === "@anthropic-ai/sdk") silenceAnthropicTracing(ClientClass);
+  return true;
+}
+
+/** Instruments the class of a client object directly (`instrument(client)`). */
+export function instrumentClientObject(client: any): boolean {
+  for (let p = Object.getPrototypeOf(client); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    const name = p.constructor?.name;
+    if (name === "OpenAI") return patchClientClass(p.constructor, kitFor("openai", p.constructor)) !== "unsupported";
+    if (name === "BaseAnthropic") {
+      const ok = patchClientClass(p.constructor, kitFor("@anthropic-ai/sdk", p.constructor)) !== "unsupported";
+      if (ok) {
+        silenceAnthropicTracing(p.constructor);
+        silenceClientTracing(client);
+      }
+      return ok;
+    }
+  }
+  return false;
+}

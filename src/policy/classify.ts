@@ -1,0 +1,66 @@
+import type { ProviderAdapter } from "../providers/types.js";
+
+/** How the loop treats one failed attempt. The table is in the README ("Which errors are retried"). */
+export interface Failure {
+  /** The contract's `error.type`. */
+  errorType: string;
+  retryable: boolean;
+  status?: number;
+  timeout: boolean;
+  aborted: boolean;
+  /** A server-side failure the breaker counts (429 only when configured). */
+  outage: boolean;
+  rateLimited: boolean;
+  contextOverflow: boolean;
+  headers?: { get(name: string): string | null };
+}
+
+const TRANSIENT_TYPES = new Set(["overloaded_error", "api_error", "server_error", "rate_limit_error", "timeout_error"]);
+
+function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 409 || status === 429 || status >= 500;
+}
+
+export function classify(err: unknown, adapter: ProviderAdapter): Failure {
+  const e = err as any;
+  const name: string = e?.constructor?.name ?? e?.name ?? "";
+  const base = { timeout: false, aborted: false, outage: false, rateLimited: false, contextOverflow: false };
+  if (name === "APIUserAbortError" || e?.name === "AbortError") {
+    return { ...base, errorType: "aborted", retryable: false, aborted: true };
+  }
+  if (name === "BreakerOpenError") return { ...base, errorType: "breaker_open", retryable: false };
+  if (name === "DeadlineExceededError") return { ...base, errorType: "timeout", retryable: false, timeout: true };
+  if (name === "APIConnectionTimeoutError") {
+    return { ...base, errorType: "timeout", retryable: true, timeout: true, outage: true };
+  }
+  if (name === "APIConnectionError") return { ...base, errorType: "connection_error", retryable: true, outage: true };
+
+  const status: number | undefined = typeof e?.status === "number" ? e.status : undefined;
+  const headers = e?.headers && typeof e.headers.get === "function" ? e.headers : undefined;
+  const providerType = adapter.providerErrorType(e);
+  if (status !== undefined) {
+    const override = headers?.get("x-should-retry");
+    const retryable = override === "true" ? true : override === "false" ? false : isRetryableStatus(status);
+    return {
+      ...base,
+      errorType: providerType ?? String(status),
+      retryable,
+      status,
+      outage: status >= 500 || status === 408,
+      rateLimited: status === 429,
+      contextOverflow: providerType === "context_length_exceeded",
+      headers,
+    };
+  }
+  // An APIError without status: a mid-stream `event: error` carrying the provider's type.
+  if (providerType) {
+    return {
+      ...base,
+      errorType: providerType,
+      retryable: TRANSIENT_TYPES.has(providerType),
+      outage: providerType === "overloaded_error" || providerType === "api_error" || providerType === "server_error",
+      rateLimited: providerType === "rate_limit_error",
+    };
+  }
+  return { ...base, errorType: "_OTHER", retryable: false };
+}

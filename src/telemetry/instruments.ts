@@ -1,0 +1,63 @@
+import { metrics, type Attributes, type Counter, type Histogram } from "@opentelemetry/api";
+import { SCOPE, VERSION } from "../version.js";
+import { DURATION_BUCKETS_S, METRIC, TOKEN_BUCKETS } from "./semconv.js";
+
+export interface Instruments {
+  duration: Histogram;
+  tokens: Histogram;
+  ttfc: Histogram;
+  attempts: Counter;
+  retries: Counter;
+  breakerTransitions: Counter;
+  breakerRejections: Counter;
+  fallbacks: Counter;
+}
+
+/** Breaker states as the gauge reports them; one entry per key, read at collection time. */
+export const breakerGauge = new Map<string, { value: number; attributes: Attributes }>();
+export const BREAKER_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
+
+let instruments: Instruments | undefined;
+
+/**
+ * Created on first use, after the meter provider is settled: the metrics API has no proxy, so
+ * instruments made from the no-op provider would stay no-op forever.
+ */
+export function getInstruments(): Instruments {
+  if (instruments) return instruments;
+  const meter = metrics.getMeter(SCOPE, VERSION);
+  instruments = {
+    duration: meter.createHistogram(METRIC.OPERATION_DURATION, {
+      unit: "s",
+      description: "GenAI operation duration.",
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+    }),
+    tokens: meter.createHistogram(METRIC.TOKEN_USAGE, {
+      unit: "{token}",
+      description: "Number of input and output tokens used.",
+      advice: { explicitBucketBoundaries: TOKEN_BUCKETS },
+    }),
+    ttfc: meter.createHistogram(METRIC.TIME_TO_FIRST_CHUNK, {
+      unit: "s",
+      description: "Time to receive the first chunk of a streamed response.",
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+    }),
+    attempts: meter.createCounter(METRIC.ATTEMPTS, { description: "HTTP attempts made for GenAI calls." }),
+    retries: meter.createCounter(METRIC.RETRIES, { description: "Retries decided by llm-resilience." }),
+    breakerTransitions: meter.createCounter(METRIC.BREAKER_TRANSITIONS, { description: "Circuit breaker state changes." }),
+    breakerRejections: meter.createCounter(METRIC.BREAKER_REJECTIONS, { description: "Calls rejected by an open breaker." }),
+    fallbacks: meter.createCounter(METRIC.FALLBACKS, { description: "Calls moved to a fallback model." }),
+  };
+  const state = meter.createObservableGauge(METRIC.BREAKER_STATE, {
+    description: "Circuit breaker state: 0 closed, 1 half_open, 2 open.",
+  });
+  state.addCallback((result) => {
+    for (const { value, attributes } of breakerGauge.values()) result.observe(value, attributes);
+  });
+  return instruments;
+}
+
+/** For tests that swap meter providers. */
+export function resetInstruments(): void {
+  instruments = undefined;
+}
