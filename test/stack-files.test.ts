@@ -15,6 +15,7 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import { METRIC } from "../src/telemetry/semconv.js";
 
 const ROOT = path.resolve(__dirname, "..");
 const rel = (p: string) => path.join(ROOT, p);
@@ -102,7 +103,7 @@ function realScrape(): Promise<Scrape> {
     attempts.add(1, failed);
     attempts.add(1, base);
     meter.createCounter("llm_resilience.retries").add(1, failed);
-    meter.createCounter("llm_resilience.breaker.transitions").add(1, { ...breaker, "llm_resilience.breaker.to": "open" });
+    meter.createCounter("llm_resilience.breaker.transitions").add(1, { ...breaker, "llm_resilience.breaker.from": "closed", "llm_resilience.breaker.to": "open" });
     meter.createCounter("llm_resilience.breaker.rejections").add(1, { ...base, "llm_resilience.breaker.key": "openai:gpt-4o-mini", "error.type": "breaker_open" });
     meter.createCounter("llm_resilience.fallbacks").add(1, { ...base, "llm_resilience.fallback.to": "gpt-4o", "llm_resilience.fallback.reason": "breaker_open" });
     meter.createObservableGauge("llm_resilience.breaker.state").addCallback((r) => r.observe(2, breaker));
@@ -163,6 +164,19 @@ function checkExpr(where: string, expr: string, real: Scrape): string[] {
   return used;
 }
 
+/** Instrument names the probe in realScrape() records: the contract's, as src/telemetry/semconv.ts spells them. */
+const CONTRACT_INSTRUMENTS = [
+  "gen_ai.client.operation.duration",
+  "gen_ai.client.token.usage",
+  "gen_ai.client.operation.time_to_first_chunk",
+  "llm_resilience.attempts",
+  "llm_resilience.retries",
+  "llm_resilience.breaker.state",
+  "llm_resilience.breaker.transitions",
+  "llm_resilience.breaker.rejections",
+  "llm_resilience.fallbacks",
+];
+
 const CONTRACT_METRICS = [
   "gen_ai_client_operation_duration_bucket",
   "gen_ai_client_operation_duration_count",
@@ -181,6 +195,8 @@ const CONTRACT_METRICS = [
 // ----------------------------------------------------------------------------- tests
 
 test("the installed Prometheus exporter writes the names this stack is built on", async () => {
+  const libraryNames = new Set<string>(Object.values(METRIC));
+  for (const name of CONTRACT_INSTRUMENTS) assert.ok(libraryNames.has(name), `src/telemetry/semconv.ts has no metric ${name}`);
   const real = await realScrape();
   for (const name of CONTRACT_METRICS) assert.ok(real.metrics.has(name), `scrape lacks ${name}:\n${real.text}`);
   for (const label of ["gen_ai_provider_name", "gen_ai_request_model", "error_type", "gen_ai_token_type", "llm_resilience_breaker_key", "llm_resilience_breaker_to", "llm_resilience_fallback_to", "llm_resilience_fallback_reason"])

@@ -24,7 +24,10 @@ export interface LoopInput {
   /** The SDK timeout that applies to one attempt (request option, else client). */
   sdkTimeoutMs: number | undefined;
   signal: AbortSignal | undefined;
-  models: (string | undefined)[];
+  /** The model the caller asked for, then its fallbacks for unavailability and for context overflow. */
+  model: string | undefined;
+  fallbacks: string[];
+  contextFallbacks: string[];
   estimatedTokens: number;
   policiesFor(model: string | undefined): KeyPolicies;
   /** Sends one attempt through the SDK with its own retries off. */
@@ -54,25 +57,28 @@ class GiveUp {
 }
 
 /**
- * The policy-driven loop: per model (the primary, then its fallbacks), attempts until one succeeds
- * or a policy says stop. Every decision becomes an event on the logical span.
+ * The policy-driven loop: attempts on the primary model until one succeeds or a policy says stop;
+ * when the model is unavailable (breaker open, retries exhausted, server delay too long, budget
+ * spent) the next of its fallbacks takes over, and on a context overflow the next context fallback.
+ * Every decision becomes an event on the logical span.
  */
 export async function runAttempts(input: LoopInput): Promise<LoopResult> {
   const { call, options } = input;
   const deadlineAt = options.deadlineMs !== undefined ? Date.now() + options.deadlineMs : undefined;
-  let lastError: unknown;
-  let lastErrorType = "_OTHER";
-  let fallbackReason = "";
+  const fallbacks = [...input.fallbacks];
+  const contextFallbacks = [...input.contextFallbacks];
+  const nextModel = (reason: string) => (reason === "context_length_exceeded" ? contextFallbacks : fallbacks).shift();
+  const hasNext = (failure: Failure | "unavailable") =>
+    failure === "unavailable" ? fallbacks.length > 0 : failure.contextOverflow ? contextFallbacks.length > 0 : fallbacks.length > 0;
 
+  let model = input.model;
   try {
-    for (let m = 0; m < input.models.length; m++) {
-      const model = input.models[m];
-      if (m > 0) call.fallback(input.models[m - 1], model ?? "", fallbackReason);
-      const outcome = await attemptsForModel(input, model, deadlineAt, m < input.models.length - 1);
+    while (true) {
+      const outcome = await attemptsForModel(input, model, deadlineAt, hasNext);
       if ("props" in outcome) return outcome;
-      lastError = outcome.error;
-      lastErrorType = outcome.errorType;
-      fallbackReason = outcome.reason;
+      const next = nextModel(outcome.reason)!;
+      call.fallback(model, next, outcome.reason);
+      model = next;
     }
   } catch (e) {
     if (!(e instanceof GiveUp)) throw e;
@@ -80,17 +86,13 @@ export async function runAttempts(input: LoopInput): Promise<LoopResult> {
     call.fail(e.errorType, e.error);
     throw e.error;
   }
-  // Every model was tried and each one asked to fall back: the last reason stands.
-  call.giveUp(fallbackReason, lastErrorType);
-  call.fail(lastErrorType, lastError);
-  throw lastError;
 }
 
 async function attemptsForModel(
   input: LoopInput,
   model: string | undefined,
   deadlineAt: number | undefined,
-  canFallBack: boolean,
+  hasNext: (failure: Failure | "unavailable") => boolean,
 ): Promise<LoopResult | { reason: string; errorType: string; error: unknown }> {
   const { call, options } = input;
   const policies = input.policiesFor(model);
@@ -103,7 +105,7 @@ async function attemptsForModel(
       call.event(EVENT.BREAKER_REJECT, { [ATTR.BREAKER_KEY]: policies.key });
       policies.rejected(call.metricAttributes(model));
       const error = new BreakerOpenError(policies.key, admission.retryAt, admission.store);
-      if (canFallBack) return { reason: "breaker_open", errorType: "breaker_open", error };
+      if (hasNext("unavailable")) return { reason: "breaker_open", errorType: "breaker_open", error };
       throw new GiveUp("breaker_open", "breaker_open", error);
     }
     if (admission.probe) call.event(EVENT.BREAKER_PROBE, { [ATTR.BREAKER_KEY]: policies.key });
@@ -146,7 +148,7 @@ async function attemptsForModel(
       }
       policies.failure(call, admission.probe, failure);
 
-      const decision = await decide(input, policies, failure, n, deadlineAt, canFallBack);
+      const decision = await decide(input, policies, failure, n, deadlineAt, hasNext(failure));
       if (decision.kind === "give_up") throw new GiveUp(decision.reason, failure.errorType, err);
       if (decision.kind === "fallback") return { reason: decision.reason, errorType: failure.errorType, error: err };
       retryCost = decision.budgetCost;

@@ -122,7 +122,6 @@ export class InstrumentedCall {
     const fallbacks = FALLBACK_KINDS.has(this.op.kind) && requestModel !== undefined ? this.options.fallbacks[requestModel] ?? [] : [];
     const contextFallbacks =
       FALLBACK_KINDS.has(this.op.kind) && requestModel !== undefined ? this.options.contextFallbacks[requestModel] ?? [] : [];
-    const models = [requestModel, ...new Set([...fallbacks, ...contextFallbacks])];
     const sdkTimeout = typeof options.timeout === "number" ? options.timeout : typeof this.client.timeout === "number" ? this.client.timeout : undefined;
     const server = serverOf(this.client);
     const provider = this.call.id.provider;
@@ -134,7 +133,9 @@ export class InstrumentedCall {
       maxAttempts: maxAttemptsFor(this.rt, this.client, options, this.options),
       sdkTimeoutMs: sdkTimeout,
       signal: options.signal ?? undefined,
-      models,
+      model: requestModel,
+      fallbacks,
+      contextFallbacks,
       estimatedTokens: this.estimatedTokens,
       policiesFor: (model) => policiesFor(breakerKey(provider, server.address, server.port, model), this.options),
       abortError: () => this.kit.abortError(),
