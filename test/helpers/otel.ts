@@ -61,3 +61,78 @@ export function installTestTelemetry(): TestTelemetry {
   installed = t;
   return t;
 }
+
+/**
+ * Counts span starts and ends per span id: proves every started span ended exactly once.
+ * Install it with `installCountingTelemetry()` (it has to be in the provider from the start).
+ */
+export class SpanCounter {
+  readonly started = new Map<string, string>();
+  readonly ends = new Map<string, number>();
+  onStart(span: { spanContext(): { spanId: string }; name: string }): void {
+    this.started.set(span.spanContext().spanId, span.name);
+  }
+  onEnd(span: ReadableSpan): void {
+    const id = span.spanContext().spanId;
+    this.ends.set(id, (this.ends.get(id) ?? 0) + 1);
+  }
+  async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {}
+  reset(): void {
+    this.started.clear();
+    this.ends.clear();
+  }
+  /** Names of spans started but not (yet) ended. */
+  open(): string[] {
+    return [...this.started].filter(([id]) => !this.ends.has(id)).map(([, name]) => name);
+  }
+  /** Names of spans whose end was reported more than once. */
+  endedTwice(): string[] {
+    return [...this.ends].filter(([, n]) => n > 1).map(([id]) => this.started.get(id) ?? id);
+  }
+}
+
+/**
+ * Same as `installTestTelemetry()` plus a SpanCounter in the tracer provider. Call it before
+ * anything else installs telemetry in the process (a test file's first set-up line).
+ */
+export function installCountingTelemetry(): { tel: TestTelemetry; counter: SpanCounter } {
+  if (installed) throw new Error("installCountingTelemetry() must run before installTestTelemetry()");
+  const counter = new SpanCounter();
+  const spans = new InMemorySpanExporter();
+  const tp = new BasicTracerProvider({ spanProcessors: [counter as any, new SimpleSpanProcessor(spans)] });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  trace.setGlobalTracerProvider(tp);
+  const reader = new TestReader();
+  metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+  installed = {
+    spans,
+    reader,
+    finished: () => spans.getFinishedSpans(),
+    logical: () => spans.getFinishedSpans().filter((s) => s.kind === 2 /* CLIENT */),
+    attemptsOf: (parent) =>
+      spans
+        .getFinishedSpans()
+        .filter((s) => s.parentSpanContext?.spanId === parent.spanContext().spanId)
+        .sort((a, b) => Number(a.attributes["llm_resilience.attempt.number"]) - Number(b.attributes["llm_resilience.attempt.number"])),
+    metrics: async () => (await reader.collect()).resourceMetrics,
+    metricValue: async (name, match = {}) => {
+      const rm = (await reader.collect()).resourceMetrics;
+      let total = 0;
+      for (const sm of rm.scopeMetrics)
+        for (const m of sm.metrics) {
+          if (m.descriptor.name !== name) continue;
+          for (const dp of m.dataPoints as any[]) {
+            if (!Object.entries(match).every(([k, v]) => dp.attributes[k] === v)) continue;
+            total += typeof dp.value === "number" ? dp.value : dp.value.count;
+          }
+        }
+      return total;
+    },
+    reset: () => {
+      spans.reset();
+      counter.reset();
+    },
+  };
+  return { tel: installed, counter };
+}
