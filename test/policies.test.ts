@@ -414,3 +414,53 @@ describe("configuration and logs", () => {
     assert.ok(!all.includes("SECRET-PROMPT") && !all.includes("sk-test"));
   });
 });
+
+describe("streams", () => {
+  const streamChat = async (model: string) => {
+    const stream = await openai.chat.completions.create({ model, stream: true, messages: [{ role: "user", content: "hi" }] });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+    return text;
+  };
+
+  test("a stream that fails before its first chunk is retried; the caller sees one clean stream", async () => {
+    const model = freshModel();
+    const sseError = 'data: {"error":{"message":"boom","type":"server_error","param":null,"code":null}}\n\n';
+    fake.script({ match: { model }, action: { rawBody: sseError, contentType: "text/event-stream" } });
+    const text = await streamChat(model);
+    assert.equal(text, "tok0 tok1 tok2 ");
+    assert.equal(fake.requests.length, 2);
+    const span = lastLogical();
+    assert.equal(span.attributes["llm_resilience.attempts"], 2);
+    assert.equal(span.attributes["error.type"], undefined);
+    assert.equal(events(span, "llm_resilience.retry").length, 1);
+    const attempts = tel.attemptsOf(span);
+    assert.equal(attempts[0]!.attributes["error.type"], "server_error");
+    assert.equal(attempts[1]!.attributes["gen_ai.response.id"], span.attributes["gen_ai.response.id"]);
+  });
+
+  test("an Anthropic overloaded_error event before message_start is retried; the MessageStream helper sees one message", async () => {
+    const model = freshModel("claude-haiku-4-5");
+    const sseError = 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n';
+    fake.script({ match: { model }, action: { rawBody: sseError, contentType: "text/event-stream" } });
+    const message = await anthropic.messages.stream({ model, max_tokens: 10, messages: [{ role: "user", content: "x" }] }).finalMessage();
+    assert.equal(message.usage.output_tokens, 7);
+    assert.equal(fake.requests.length, 2);
+    assert.equal(tel.attemptsOf(lastLogical())[0]!.attributes["error.type"], "overloaded_error");
+  });
+
+  test("after the first chunk reached the caller, a failure ends the call: no retry", async () => {
+    const model = freshModel();
+    fake.script({ match: { model }, action: { streamErrorAfter: 2, errorType: "server_error" } });
+    await assert.rejects(streamChat(model));
+    assert.equal(fake.requests.length, 1);
+    const span = lastLogical();
+    assert.equal(span.attributes["error.type"], "server_error");
+    assert.equal(events(span, "llm_resilience.give_up")[0].attributes["llm_resilience.give_up.reason"], "non_retryable");
+    fake.reset();
+    fake.script({ match: { model }, action: { streamCutAfter: 0 } }); // the role chunk got through
+    await assert.rejects(streamChat(model));
+    assert.equal(fake.requests.length, 1);
+    assert.equal(lastLogical().attributes["error.type"], "connection_error");
+  });
+});

@@ -41,6 +41,9 @@ export interface LoopResult {
   attempt: Attempt;
   policies: KeyPolicies;
   model: string | undefined;
+  /** 0-based retry index of the successful attempt on its model, and the call's deadline. */
+  retryIndex: number;
+  deadlineAt: number | undefined;
 }
 
 type Decision =
@@ -93,11 +96,13 @@ async function attemptsForModel(
   model: string | undefined,
   deadlineAt: number | undefined,
   hasNext: (failure: Failure | "unavailable") => boolean,
+  firstIndex = 0,
+  firstRetryCost = 0,
 ): Promise<LoopResult | { reason: string; errorType: string; error: unknown }> {
   const { call, options } = input;
   const policies = input.policiesFor(model);
-  let retryCost = 0;
-  for (let n = 0; ; n++) {
+  let retryCost = firstRetryCost;
+  for (let n = firstIndex; ; n++) {
     if (input.signal?.aborted) throw new GiveUp("aborted", "aborted", input.abortError());
 
     const admission = await policies.acquire(call);
@@ -130,7 +135,7 @@ async function attemptsForModel(
       call.recordResponse(attempt, props.response.status, props.response.headers);
       policies.applyRateHeaders(props.response.headers);
       policies.success(call, admission.probe, retryCost);
-      return { props, attempt, policies, model };
+      return { props, attempt, policies, model, retryIndex: n, deadlineAt };
     } catch (err) {
       if (err instanceof GiveUp) {
         policies.release(admission.probe);
@@ -159,6 +164,34 @@ async function attemptsForModel(
         throw new GiveUp("aborted", "aborted", abortErr);
       }
     }
+  }
+}
+
+/**
+ * A stream failed before any chunk reached the caller: that counts as a failed attempt, and the
+ * call may still retry on the same model. Returns the new attempt's result, or why the call ends.
+ */
+export async function resumeAfterStreamFailure(
+  input: LoopInput,
+  prev: LoopResult,
+  err: unknown,
+): Promise<LoopResult | { giveUp: string; errorType: string; error: unknown }> {
+  const { call } = input;
+  const failure = classify(err, input.adapter);
+  call.endAttempt(prev.attempt, failure.errorType);
+  if (failure.aborted) return { giveUp: "aborted", errorType: failure.errorType, error: err };
+  prev.policies.failure(call, false, failure);
+  const decision = await decide(input, prev.policies, failure, prev.retryIndex, prev.deadlineAt, false);
+  if (decision.kind !== "retry") return { giveUp: decision.reason, errorType: failure.errorType, error: err };
+  call.retry(prev.attempt.number, decision.delayMs, decision.source, failure.errorType, prev.model);
+  try {
+    await waitOrAbort(input, decision.delayMs);
+    const next = await attemptsForModel(input, prev.model, prev.deadlineAt, () => false, prev.retryIndex + 1, decision.budgetCost);
+    if ("props" in next) return next;
+    return { giveUp: next.reason, errorType: next.errorType, error: next.error };
+  } catch (e) {
+    if (e instanceof GiveUp) return { giveUp: e.reason, errorType: e.errorType, error: e.error };
+    return { giveUp: "aborted", errorType: "aborted", error: e };
   }
 }
 

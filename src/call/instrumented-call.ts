@@ -6,7 +6,7 @@ import { estimateTokens } from "../policy/rate-limiter.js";
 import type { Operation, ProviderAdapter, ResponseInfo } from "../providers/types.js";
 import type { Runtime } from "../runtime.js";
 import { reportOnce } from "../telemetry/logger.js";
-import { runAttempts, type LoopResult, type RequestProps } from "./attempt-loop.js";
+import { resumeAfterStreamFailure, runAttempts, type LoopInput, type LoopResult, type RequestProps } from "./attempt-loop.js";
 import { guard, LogicalCall } from "./logical-call.js";
 import { breakerKey, policiesFor } from "./policies.js";
 import { observeStream } from "./stream-observer.js";
@@ -76,6 +76,8 @@ export class InstrumentedCall {
   private readonly options: ResilienceOptions;
   private readonly injectedUsage: boolean;
   private result: LoopResult | undefined;
+  private loopInput: LoopInput | undefined;
+  private streamGiveUp: string | undefined;
   private readonly estimatedTokens: number;
 
   private constructor(
@@ -126,7 +128,7 @@ export class InstrumentedCall {
     const server = serverOf(this.client);
     const provider = this.call.id.provider;
 
-    this.result = await runAttempts({
+    this.loopInput = {
       call: this.call,
       adapter,
       options: this.options,
@@ -148,7 +150,8 @@ export class InstrumentedCall {
         }
         return this.call.within(attempt, () => sendOnce(inner));
       },
-    });
+    };
+    this.result = await runAttempts(this.loopInput);
     if (!isStreamRequest(options)) this.watchBody(this.result.props);
     return this.result.props;
   }
@@ -165,17 +168,38 @@ export class InstrumentedCall {
         (outcome) => {
           if (outcome.kind === "error") {
             const failure = classify(outcome.error, this.kit.adapter);
-            this.call.giveUp(failure.aborted ? "aborted" : "non_retryable", failure.errorType);
+            const reason = this.streamGiveUp ?? (failure.aborted ? "aborted" : "non_retryable");
+            this.call.giveUp(reason, failure.errorType);
             this.call.fail(failure.errorType, outcome.error, acc.info);
           } else {
             this.succeed(acc.info);
           }
         },
+        (error) => this.restartStream(data, error),
       );
       if (!observed) this.succeed({});
       return;
     }
     this.succeed(this.kit.adapter.responseInfo(this.op, data));
+  }
+
+  /**
+   * The stream failed before anything reached the caller: retry on the same model if the policies
+   * allow, and continue the caller's iteration on a stream built by the SDK's own Stream class.
+   */
+  private async restartStream(stream: any, error: unknown): Promise<AsyncIterator<unknown> | undefined> {
+    if (!this.loopInput || !this.result) return undefined;
+    const next = await resumeAfterStreamFailure(this.loopInput, this.result, error);
+    if ("giveUp" in next) {
+      this.streamGiveUp = next.giveUp;
+      return undefined;
+    }
+    this.result = next;
+    const p: any = next.props;
+    const StreamClass = p.options?.__streamClass ?? stream.constructor;
+    const fresh = StreamClass.fromSSEResponse(p.response, p.controller, this.client, p.options?.__synthesizeEventData, p.options?.__streamMode);
+    if ("controller" in stream) stream.controller = p.controller; // so the caller's abort() reaches the live request
+    return fresh.iterator();
   }
 
   private succeed(info: ResponseInfo): void {

@@ -17,6 +17,8 @@ export function observeStream(
   acc: StreamAccumulator,
   onFirstChunk: () => void,
   onEnd: (outcome: StreamOutcome) => void,
+  /** Called when the stream fails before any chunk reached the caller: a fresh iterator to continue with, or undefined. */
+  restart?: (error: unknown) => Promise<AsyncIterator<unknown> | undefined>,
 ): boolean {
   const original = stream?.iterator;
   if (typeof original !== "function") {
@@ -34,13 +36,21 @@ export function observeStream(
     }
   };
   stream.iterator = function observedIterator(this: unknown) {
-    const inner: AsyncIterator<unknown> = original.call(this);
+    let inner: AsyncIterator<unknown> = original.call(this);
     return (async function* () {
       let first = true;
       let finished = false;
       try {
         while (true) {
-          const r = await inner.next();
+          let r: IteratorResult<unknown>;
+          try {
+            r = await inner.next();
+          } catch (error) {
+            const next = first && restart ? await restart(error).catch(() => undefined) : undefined;
+            if (!next) throw error;
+            inner = next;
+            continue;
+          }
           if (r.done) {
             finished = true;
             end({ kind: "completed" });

@@ -33,7 +33,9 @@ export function classify(err: unknown, adapter: ProviderAdapter): Failure {
   if (name === "APIConnectionTimeoutError") {
     return { ...base, errorType: "timeout", retryable: true, timeout: true, outage: true };
   }
-  if (name === "APIConnectionError") return { ...base, errorType: "connection_error", retryable: true, outage: true };
+  if (name === "APIConnectionError" || isSocketError(e)) {
+    return { ...base, errorType: "connection_error", retryable: true, outage: true };
+  }
 
   const status: number | undefined = typeof e?.status === "number" ? e.status : undefined;
   const headers = e?.headers && typeof e.headers.get === "function" ? e.headers : undefined;
@@ -63,4 +65,11 @@ export function classify(err: unknown, adapter: ProviderAdapter): Failure {
     };
   }
   return { ...base, errorType: "_OTHER", retryable: false };
+}
+
+/** undici's errors for a connection that broke mid-body (a cut stream): `TypeError: terminated`. */
+function isSocketError(e: any): boolean {
+  if (!(e instanceof Error) || typeof e.status === "number") return false;
+  const code = e.cause && typeof e.cause === "object" ? (e.cause as any).code : (e as any).code;
+  return (e.name === "TypeError" && e.message === "terminated") || /^(ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(String(code ?? ""));
 }

@@ -1,0 +1,244 @@
+// Shared pieces of the in-process benchmarks: canned fetch, OpenTelemetry set-up with dropping
+// exporters, the configurations under test, and small statistics helpers.
+import { readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const require = createRequire(join(ROOT, "package.json"));
+
+// ------------------------------------------------------------------ canned responses
+
+let payloads;
+export function loadPayloads() {
+  payloads ??= JSON.parse(readFileSync(process.env.BENCH_PAYLOADS ?? join(ROOT, "bench/results/payloads.tmp"), "utf8"));
+  return payloads;
+}
+
+const enc = new TextEncoder();
+
+/** The SSE frames of a streamed answer with `n` content chunks, produced lazily (nothing buffered). */
+export function* sseFrames(provider, n) {
+  const p = loadPayloads()[provider].stream;
+  yield* p.head;
+  const [before, after] = p.chunk0.split("tok0 ");
+  for (let i = 0; i < n; i++) yield `${before}tok${i} ${after}`;
+  yield* p.tail;
+}
+
+/**
+ * A `fetch` for the SDK client that answers every request with a canned Response, so only
+ * client-side work is timed. Streams are delivered one SSE frame per read, as a real token stream
+ * arrives. `delayMs` > 0 answers after a timer (used to hold many calls in flight).
+ */
+export function cannedFetch(provider, { streamChunks = 200, lazy = false, delayMs = 0 } = {}) {
+  const p = loadPayloads()[provider];
+  const jsonHeaders = { "content-type": "application/json", ...p.headers };
+  const sseHeaders = { "content-type": "text/event-stream; charset=utf-8", ...p.headers };
+  const jsonBody = p.json;
+  const frames = lazy ? undefined : [...sseFrames(provider, streamChunks)].map((f) => enc.encode(f));
+  const respond = (init) => {
+    const body = typeof init?.body === "string" ? init.body : "";
+    if (!body.includes('"stream":true')) return new Response(jsonBody, { status: 200, headers: jsonHeaders });
+    let stream;
+    if (frames) {
+      let i = 0;
+      stream = new ReadableStream({
+        pull(c) {
+          if (i < frames.length) c.enqueue(frames[i++]);
+          else c.close();
+        },
+      });
+    } else {
+      const it = sseFrames(provider, streamChunks);
+      stream = new ReadableStream({
+        pull(c) {
+          const r = it.next();
+          if (r.done) c.close();
+          else c.enqueue(enc.encode(r.value));
+        },
+      });
+    }
+    return new Response(stream, { status: 200, headers: sseHeaders });
+  };
+  if (delayMs > 0) return async (_url, init) => new Promise((res) => setTimeout(() => res(respond(init)), delayMs));
+  return async (_url, init) => respond(init);
+}
+
+// ------------------------------------------------------------------ OpenTelemetry (real SDK, dropping exporters)
+
+export class DropSpanExporter {
+  exported = 0;
+  export(spans, cb) {
+    this.exported += spans.length;
+    cb({ code: 0 });
+  }
+  shutdown() {
+    return Promise.resolve();
+  }
+  forceFlush() {
+    return Promise.resolve();
+  }
+}
+
+export class DropMetricExporter {
+  exports = 0;
+  export(_metrics, cb) {
+    this.exports++;
+    cb({ code: 0 });
+  }
+  forceFlush() {
+    return Promise.resolve();
+  }
+  shutdown() {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * What an application does at start-up: NodeTracerProvider (AsyncLocalStorage context manager) with a
+ * BatchSpanProcessor, a MeterProvider with a PeriodicExportingMetricReader (1 s), exporters that drop.
+ */
+export function setupOtel() {
+  const { metrics } = require("@opentelemetry/api");
+  const { NodeTracerProvider, BatchSpanProcessor } = require("@opentelemetry/sdk-trace-node");
+  const { MeterProvider, PeriodicExportingMetricReader } = require("@opentelemetry/sdk-metrics");
+  const spans = new DropSpanExporter();
+  const tp = new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(spans)] });
+  tp.register();
+  const metricExporter = new DropMetricExporter();
+  const mp = new MeterProvider({
+    readers: [new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: 1000 })],
+  });
+  metrics.setGlobalMeterProvider(mp);
+  return {
+    tp,
+    mp,
+    spans,
+    metricExporter,
+    async flush() {
+      await tp.forceFlush();
+      await mp.forceFlush();
+    },
+  };
+}
+
+// ------------------------------------------------------------------ configurations
+
+export const CONFIGS = {
+  openai: {
+    raw: "openai SDK alone",
+    ours: "+ llm-resilience (log info)",
+    "ours-nolog": "+ llm-resilience (logLevel silent)",
+    "otel-contrib": "+ @opentelemetry/instrumentation-openai (forced)",
+    traceloop: "+ @traceloop/instrumentation-openai (manuallyInstrument)",
+  },
+  anthropic: {
+    raw: "anthropic SDK, built-in tracing off",
+    "builtin-tracing": "anthropic SDK, built-in tracing on",
+    ours: "+ llm-resilience (log info)",
+    "ours-nolog": "+ llm-resilience (logLevel silent)",
+    traceloop: "+ @traceloop/instrumentation-anthropic (manuallyInstrument)",
+  },
+};
+
+/**
+ * Sets up one configuration and returns a client whose calls are timed. Every configuration has the
+ * same OTel SDK registered; only the instrumentation differs. stdout is /dev/null in the children, so
+ * our default pino logger writes its JSON lines to /dev/null.
+ */
+export function makeClient(provider, config, fetchOpts = {}, registerOpts = {}) {
+  const otel = setupOtel();
+  const fetch = cannedFetch(provider, fetchOpts);
+  const notes = [];
+  if (config === "ours" || config === "ours-nolog") {
+    const { register } = require("llm-resilience");
+    register({ startSdk: false, logLevel: config === "ours" ? "info" : "silent", ...registerOpts });
+  }
+  if (provider === "openai") {
+    const mod = require("openai");
+    if (config === "otel-contrib") {
+      const { OpenAIInstrumentation } = require("@opentelemetry/instrumentation-openai");
+      const inst = new OpenAIInstrumentation();
+      // Its module definition declares openai ">=4.19.0 <7" and so skips openai 7: apply its patch by hand.
+      const [def] = inst.getModuleDefinitions();
+      def.patch(mod, JSON.parse(readFileSync(join(ROOT, "node_modules/openai/package.json"), "utf8")).version);
+      notes.push(`patched by hand via getModuleDefinitions()[0].patch(); supported range ${def.supportedVersions.join(" ")}`);
+    } else if (config === "traceloop") {
+      const { OpenAIInstrumentation } = require("@traceloop/instrumentation-openai");
+      const inst = new OpenAIInstrumentation();
+      inst.manuallyInstrument(mod.OpenAI);
+      notes.push("manuallyInstrument(OpenAI); default config (traceContent on)");
+    }
+    const client = new mod.OpenAI({ apiKey: "sk-bench", baseURL: "https://api.openai.com/v1", fetch });
+    const body = { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hi" }] };
+    return {
+      otel,
+      notes,
+      client,
+      chat: () => client.chat.completions.create(body),
+      stream: () => client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }),
+    };
+  }
+  const mod = require("@anthropic-ai/sdk");
+  if (config === "traceloop") {
+    const { AnthropicInstrumentation } = require("@traceloop/instrumentation-anthropic");
+    const inst = new AnthropicInstrumentation();
+    try {
+      inst.manuallyInstrument(mod);
+      notes.push("manuallyInstrument(module)");
+    } catch (err) {
+      // 1.x has no Anthropic.Completions: manuallyInstrument throws before patching Messages. Apply its
+      // Messages patch by hand, as its manuallyInstrument would.
+      inst._wrap(mod.Anthropic.Messages.prototype, "create", inst.patchAnthropic("chat", mod));
+      notes.push(`manuallyInstrument threw (${String(err.message).slice(0, 60)}); Messages.create patched by hand via _wrap(patchAnthropic("chat"))`);
+    }
+  }
+  const Anthropic = mod.Anthropic ?? mod.default;
+  const client = new Anthropic({
+    apiKey: "sk-ant-bench",
+    baseURL: "https://api.anthropic.com",
+    fetch,
+    // raw and the peers: the SDK's own tracing off; builtin-tracing: on (default) with a provider registered;
+    // ours: default (llm-resilience replaces the SDK's span with its own).
+    ...(config === "raw" || config === "traceloop" ? { openTelemetry: false } : {}),
+  });
+  const body = { model: "claude-haiku-4-5", max_tokens: 256, messages: [{ role: "user", content: "Say hi" }] };
+  return {
+    otel,
+    notes,
+    client,
+    chat: () => client.messages.create(body),
+    stream: () => client.messages.create({ ...body, stream: true }),
+  };
+}
+
+/** Consumes a streamed call; returns the number of chunks seen. */
+export async function drain(stream) {
+  let n = 0;
+  for await (const _ of stream) n++;
+  return n;
+}
+
+// ------------------------------------------------------------------ statistics
+
+export function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+export function median(xs) {
+  return quantile([...xs].sort((a, b) => a - b), 0.5);
+}
+
+export function writeResult(obj) {
+  const out = process.env.BENCH_OUT;
+  if (out) writeFileSync(out, JSON.stringify(obj));
+  else console.error(JSON.stringify(obj, null, 2));
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
