@@ -76,6 +76,8 @@ export class InstrumentedCall {
   private readonly options: ResilienceOptions;
   private readonly injectedUsage: boolean;
   private result: LoopResult | undefined;
+  /** `finish` ran: the SDK parsed the response (JSON read or Stream created). */
+  private parsed = false;
   private loopInput: LoopInput | undefined;
   private streamGiveUp: string | undefined;
   private readonly estimatedTokens: number;
@@ -152,12 +154,13 @@ export class InstrumentedCall {
       },
     };
     this.result = await runAttempts(this.loopInput);
-    if (!isStreamRequest(options)) this.watchBody(this.result.props);
+    this.watchBody(this.result.props, isStreamRequest(options));
     return this.result.props;
   }
 
   /** The SDK parsed the response (the `_thenUnwrap` transform): read it, or start observing the stream. */
   finish(data: any): void {
+    this.parsed = true;
     if (this.call.ended) return;
     if (isStream(data)) {
       const acc = this.kit.adapter.streamAccumulator(this.op, this.injectedUsage);
@@ -172,6 +175,8 @@ export class InstrumentedCall {
             this.call.giveUp(reason, failure.errorType);
             this.call.fail(failure.errorType, outcome.error, acc.info);
           } else {
+            // Completed, or stopped by the caller (break, controller.abort(), AbortSignal: the SDKs
+            // end an aborted stream's iteration silently, and their helpers break that way): not an error.
             this.succeed(acc.info);
           }
         },
@@ -211,49 +216,153 @@ export class InstrumentedCall {
   }
 
   /**
-   * The body of a JSON response may never reach `finish` (malformed JSON makes the SDK throw, and
-   * `asResponse()` skips parsing). Once the body has been read, a call still open is ended here.
+   * The body may never reach `finish`: malformed JSON makes the SDK throw, and `asResponse()`
+   * skips parsing (JSON and streams alike). Once the body has been read by someone other than the
+   * SDK's parser, a call still open is ended here: through the reading methods (`text()`, `json()`,
+   * `arrayBuffer()`, `bytes()`, `blob()`, `formData()`) or through `response.body`, which then
+   * passes through an observer that buffers nothing.
    */
-  private watchBody(props: RequestProps): void {
+  private watchBody(props: RequestProps, stream: boolean): void {
     const response: any = props.response;
     if (!response || typeof response.text !== "function") return;
-    const watch = (method: "text" | "json") => {
+    const ic = this;
+    const watch = (method: string) => {
       const original = response[method];
       if (typeof original !== "function") return;
       response[method] = function watchedBody(this: unknown, ...args: unknown[]) {
         const p: Promise<unknown> = original.apply(this, args);
+        // After the SDK's own transform (microtasks) has had its turn to end the call with the data.
         p.then(
-          (body) => setImmediate(() => ic.afterBodyRead(body, undefined)),
-          (err) => setImmediate(() => ic.afterBodyRead(undefined, err)),
+          (body) => setImmediate(() => ic.afterBodyRead(method, body, undefined, stream)),
+          (err) => setImmediate(() => ic.afterBodyRead(method, undefined, err, stream)),
         );
         return p;
       };
     };
-    const ic = this;
-    watch("text");
-    watch("json");
+    for (const m of BODY_METHODS) watch(m);
+    guard("watch response.body", () => this.watchBodyStream(response));
   }
 
-  private afterBodyRead(body: unknown, err: unknown): void {
-    if (this.call.ended) return;
-    if (err !== undefined) {
-      const failure = classify(err, this.kit.adapter);
-      this.call.fail(failure.errorType, err);
-      return;
-    }
-    if (typeof body === "string") {
-      try {
-        JSON.parse(body);
-      } catch (parseErr) {
-        this.call.fail("_OTHER", parseErr);
+  /**
+   * `response.body` read by the application (asResponse): pass it through an observer. The SDK's
+   * parser also reads `body` (streams) and may touch it before `finish` (a debug log argument), so
+   * the observer is built lazily, reads nothing until read from, and gives way once `finish` ran.
+   */
+  private watchBodyStream(response: any): void {
+    let desc: PropertyDescriptor | undefined;
+    for (let p = Object.getPrototypeOf(response); p && !desc; p = Object.getPrototypeOf(p)) desc = Object.getOwnPropertyDescriptor(p, "body");
+    const get = desc?.get;
+    if (!get || typeof ReadableStream !== "function") return;
+    const ic = this;
+    let observed: ReadableStream | undefined;
+    Object.defineProperty(response, "body", {
+      configurable: true,
+      enumerable: desc!.enumerable,
+      get(this: unknown) {
+        const original = get.call(this);
+        if (ic.parsed || ic.call.ended || !original || typeof original.getReader !== "function") return original;
+        return (observed ??= ic.observeBody(original));
+      },
+    });
+  }
+
+  private observeBody(original: ReadableStream): ReadableStream {
+    const ic = this;
+    let reader: ReadableStreamDefaultReader | undefined;
+    let first = true;
+    return new ReadableStream(
+      {
+        async pull(ctrl) {
+          reader ??= original.getReader();
+          let r: ReadableStreamReadResult<unknown>;
+          try {
+            r = await reader.read();
+          } catch (err) {
+            ctrl.error(err);
+            ic.afterBodyStream(err);
+            return;
+          }
+          if (r.done) {
+            ctrl.close();
+            ic.afterBodyStream(undefined);
+            return;
+          }
+          if (first) {
+            first = false;
+            if (!ic.parsed) guard("first chunk", () => ic.call.firstChunk());
+          }
+          ctrl.enqueue(r.value);
+        },
+        cancel(reason) {
+          ic.afterBodyStream(undefined);
+          return reader ? reader.cancel(reason) : original.cancel(reason);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  private afterBodyStream(err: unknown): void {
+    if (this.parsed || this.call.ended) return;
+    guard("body end", () => {
+      if (err !== undefined) {
+        this.call.fail(classify(err, this.kit.adapter).errorType, err);
         return;
       }
+      reportOnce("a response body was read outside the SDK's parser; its usage is not recorded");
+      this.succeed({});
+    });
+  }
+
+  private afterBodyRead(method: string, body: unknown, err: unknown, stream: boolean): void {
+    if (this.call.ended) return;
+    guard("body read", () => {
+      if (err !== undefined) {
+        const failure = classify(err, this.kit.adapter);
+        this.call.fail(failure.errorType, err);
+        return;
+      }
+      let text: string | undefined;
+      if (typeof body === "string") text = body;
+      else if (body instanceof ArrayBuffer || body instanceof Uint8Array) text = new TextDecoder().decode(body);
+      if (stream) {
+        // Read by the application itself (asResponse on a stream): read the SSE events it got.
+        this.succeed(text !== undefined ? this.infoFromSse(text) : {});
+        return;
+      }
+      let data: unknown = method === "json" ? body : undefined;
+      if (text !== undefined) {
+        try {
+          data = JSON.parse(text);
+        } catch (parseErr) {
+          // The SDK's parser threw on this body (or the application got a body that is not JSON).
+          this.call.fail("_OTHER", parseErr);
+          return;
+        }
+      }
+      // Read by the application itself (asResponse): the call succeeded; read what the body says.
+      this.succeed(data !== undefined ? this.kit.adapter.responseInfo(this.op, data) : {});
+    });
+  }
+
+  /** Runs the stream reader over an SSE body read as a whole (asResponse + text()). */
+  private infoFromSse(text: string): ResponseInfo {
+    const acc = this.kit.adapter.streamAccumulator(this.op, this.injectedUsage);
+    for (const line of text.split("\n")) {
+      if (!line.startsWith("data:")) continue;
+      const payload = line.slice(5).trim();
+      if (payload === "" || payload === "[DONE]") continue;
+      try {
+        acc.add(JSON.parse(payload));
+      } catch {
+        // not JSON: skip the line
+      }
     }
-    // Read by the application itself (asResponse): the call succeeded, without body attributes.
-    reportOnce("a response body was read outside the SDK's parser; its usage is not recorded");
-    this.call.succeed({});
+    return acc.info;
   }
 }
+
+const BODY_METHODS = ["text", "json", "arrayBuffer", "bytes", "blob", "formData"] as const;
 
 function isStreamRequest(options: any): boolean {
   return options?.stream === true || options?.body?.stream === true;

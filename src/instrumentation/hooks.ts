@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, sep } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -49,6 +49,62 @@ function appRequire(): NodeJS.Require {
   return createRequire(base);
 }
 
+function readJson(file: string): any {
+  try {
+    return JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The root folder of `pkg` as the application resolves it. Neither SDK exports "./package.json", so
+ * `require.resolve("openai/package.json")` throws: resolve the main entry and walk up to the
+ * package.json that carries the package's name.
+ */
+function packageRoot(req: NodeJS.Require, pkg: string): string | undefined {
+  let file: string;
+  try {
+    file = req.resolve(pkg);
+  } catch {
+    return undefined; // not installed
+  }
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    if (readJson(join(dir, "package.json"))?.name === pkg) return dir;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** The file `import "<pkg>"` loads: the "." export under the import/node/default conditions. */
+function esmEntryOf(root: string): string | undefined {
+  const manifest = readJson(join(root, "package.json"));
+  const pick = (target: unknown): string | undefined => {
+    if (typeof target === "string") return target;
+    if (Array.isArray(target)) {
+      for (const t of target) {
+        const found = pick(t);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    if (target && typeof target === "object") {
+      for (const [cond, value] of Object.entries(target)) {
+        if (cond === "import" || cond === "node" || cond === "default" || cond === "module-sync") {
+          const found = pick(value);
+          if (found) return found;
+        }
+      }
+    }
+    return undefined;
+  };
+  const exp = manifest?.exports;
+  const dot = exp && typeof exp === "object" && !Array.isArray(exp) && "." in exp ? exp["."] : exp;
+  const rel = pick(dot) ?? (typeof manifest?.module === "string" ? manifest.module : undefined) ?? "index.mjs";
+  if (!/\.mjs$/.test(rel)) return undefined; // no separate ESM build: the CommonJS hook covers it
+  const entry = join(root, rel);
+  return existsSync(entry) ? entry : undefined;
+}
+
 /**
  * ESM: the app's static imports are linked before our register module runs, so a loader hook would
  * come too late for them. Importing the SDKs' ESM builds here evaluates the very module instances the
@@ -57,14 +113,10 @@ function appRequire(): NodeJS.Require {
 export async function instrumentEsmBuilds(): Promise<void> {
   const req = appRequire();
   for (const pkg of SDK_PACKAGES) {
-    let baseDir: string;
-    try {
-      baseDir = dirname(req.resolve(`${pkg}/package.json`));
-    } catch {
-      continue; // not installed
-    }
-    const entry = join(baseDir, "index.mjs");
-    if (!existsSync(entry)) continue;
+    const baseDir = packageRoot(req, pkg);
+    if (!baseDir) continue; // not installed
+    const entry = esmEntryOf(baseDir);
+    if (!entry) continue;
     try {
       const ns = await import(pathToFileURL(entry).href);
       instrumentSdk(pkg, ns, readVersion(baseDir));

@@ -18,6 +18,7 @@ function usage(u: any, prev: Usage = {}): Usage | undefined {
     output: num(u.output_tokens) ?? prev.output,
     cacheRead,
     cacheCreation,
+    reasoning: num(u.output_tokens_details?.thinking_tokens) ?? prev.reasoning,
   };
 }
 

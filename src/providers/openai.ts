@@ -66,10 +66,15 @@ class ChoiceStreamAccumulator implements StreamAccumulator {
         }
       }
     }
-    if (chunk.usage) {
-      this.info.usage = chatUsage(chunk.usage);
-      if (this.injectedUsage && Array.isArray(choices) && choices.length === 0) return false;
+    if (this.injectedUsage) {
+      // We asked for usage, the caller did not: their chunks must look as if we had not.
+      if (chunk.usage === null) delete chunk.usage;
+      else if (chunk.usage && Array.isArray(choices) && choices.length === 0) {
+        this.info.usage = chatUsage(chunk.usage);
+        return false;
+      }
     }
+    if (chunk.usage) this.info.usage = chatUsage(chunk.usage);
     return true;
   }
 }
@@ -180,6 +185,8 @@ export const openaiAdapter: ProviderAdapter = {
     if (typeof type === "string" && type.endsWith("_error")) return type;
     // OpenAI's 429 body says type "requests"/"tokens"; normalise to the error type dashboards expect.
     if (err?.status === 429 || code === "rate_limit_exceeded") return "rate_limit_error";
+    // A Responses stream's `event: error` carries `{type: "error", code, message}`: the code is the type.
+    if (err?.status === undefined && typeof code === "string" && code !== "") return code;
     return undefined;
   },
 };
