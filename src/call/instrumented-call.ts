@@ -106,7 +106,7 @@ export class InstrumentedCall {
       body,
     );
     this.injectedUsage =
-      rt.options.openaiStreamUsage && op.kind === "chat" && kit.adapter.sdk === "openai" && body?.stream === true && body.stream_options == null;
+      rt.options.openaiStreamUsage && op.kind === "chat" && kit.adapter.sdk === "openai" && body?.stream === true && body.stream_options?.include_usage !== true;
     this.estimatedTokens = this.options.tpm !== undefined ? estimateTokens(body?.messages ?? body?.input ?? body?.prompt, body?.max_tokens ?? body?.max_completion_tokens ?? body?.max_output_tokens) : 0;
   }
 
@@ -115,7 +115,7 @@ export class InstrumentedCall {
     const ic = guard("call start", () => new InstrumentedCall(rt, client, kit, op, parent, opts));
     if (!ic) return opts;
     const tagged = { ...opts, [kCall]: ic };
-    if (ic.injectedUsage) tagged.body = { ...opts.body, stream_options: { include_usage: true } };
+    if (ic.injectedUsage) tagged.body = { ...opts.body, stream_options: { ...opts.body.stream_options, include_usage: true } };
     return tagged;
   }
 
@@ -240,7 +240,7 @@ export class InstrumentedCall {
       };
     };
     for (const m of BODY_METHODS) watch(m);
-    guard("watch response.body", () => this.watchBodyStream(response));
+    guard("watch response.body", () => this.watchBodyStream(response, stream));
   }
 
   /**
@@ -248,7 +248,7 @@ export class InstrumentedCall {
    * parser also reads `body` (streams) and may touch it before `finish` (a debug log argument), so
    * the observer is built lazily, reads nothing until read from, and gives way once `finish` ran.
    */
-  private watchBodyStream(response: any): void {
+  private watchBodyStream(response: any, stream: boolean): void {
     let desc: PropertyDescriptor | undefined;
     for (let p = Object.getPrototypeOf(response); p && !desc; p = Object.getPrototypeOf(p)) desc = Object.getOwnPropertyDescriptor(p, "body");
     const get = desc?.get;
@@ -261,12 +261,12 @@ export class InstrumentedCall {
       get(this: unknown) {
         const original = get.call(this);
         if (ic.parsed || ic.call.ended || !original || typeof original.getReader !== "function") return original;
-        return (observed ??= ic.observeBody(original));
+        return (observed ??= ic.observeBody(original, stream));
       },
     });
   }
 
-  private observeBody(original: ReadableStream): ReadableStream {
+  private observeBody(original: ReadableStream, stream: boolean): ReadableStream {
     const ic = this;
     let reader: ReadableStreamDefaultReader | undefined;
     let first = true;
@@ -287,7 +287,7 @@ export class InstrumentedCall {
             ic.afterBodyStream(undefined);
             return;
           }
-          if (first) {
+          if (first && stream) {
             first = false;
             if (!ic.parsed) guard("first chunk", () => ic.call.firstChunk());
           }

@@ -69,7 +69,7 @@ export function classify(err: unknown, adapter: ProviderAdapter): Failure {
 
 /** undici's errors for a connection that broke mid-body (a cut stream): `TypeError: terminated`. */
 function isSocketError(e: any): boolean {
-  if (!(e instanceof Error) || typeof e.status === "number") return false;
+  if (!(e instanceof Error) || typeof (e as any).status === "number") return false;
   const code = e.cause && typeof e.cause === "object" ? (e.cause as any).code : (e as any).code;
   return (e.name === "TypeError" && e.message === "terminated") || /^(ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(String(code ?? ""));
 }

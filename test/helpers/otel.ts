@@ -1,4 +1,4 @@
-import { context, metrics, trace } from "@opentelemetry/api";
+import { context, diag, DiagLogLevel, metrics, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { MeterProvider, MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
@@ -135,4 +135,22 @@ export function installCountingTelemetry(): { tel: TestTelemetry; counter: SpanC
     },
   };
   return { tel: installed, counter };
+}
+
+/**
+ * Captures OpenTelemetry's diagnostic warnings. The SDK ignores a second `end()` (and any change to
+ * an ended span) and only says so through `diag.warn("Cannot execute the operation on ended Span
+ * ...")`: `endedSpanMisuse()` returns those, proving no span was ended twice or changed after its end.
+ */
+export function captureOtelWarnings(): { messages: string[]; endedSpanMisuse(): string[]; reset(): void } {
+  const messages: string[] = [];
+  const push = (m: string) => messages.push(String(m));
+  diag.setLogger({ error: push, warn: push, info: () => {}, debug: () => {}, verbose: () => {} }, DiagLogLevel.WARN);
+  return {
+    messages,
+    endedSpanMisuse: () => messages.filter((m) => m.includes("on ended Span")),
+    reset: () => {
+      messages.length = 0;
+    },
+  };
 }
