@@ -543,3 +543,22 @@ describe("what the SDK returns keeps its API", () => {
     assert.equal(tel.logical().length, 1);
   });
 });
+
+test("a Responses call whose body says status failed is recorded as an error with the response's error code", async () => {
+  const { startFakeProvider } = await import("./fake-provider/index.ts");
+  const OpenAI = (await import("openai")).default;
+  const fake2 = await startFakeProvider();
+  try {
+    const body = JSON.stringify({ id: "resp_1", object: "response", status: "failed", model: "gpt-4.1", output: [], error: { code: "server_error", message: "x" }, usage: null });
+    fake2.script({ match: { path: "/responses" }, action: { rawBody: body, contentType: "application/json" } });
+    const client = new OpenAI({ apiKey: "sk-x", baseURL: fake2.openaiBaseURL });
+    const before = tel.logical().length;
+    const r = await client.responses.create({ model: "gpt-4.1", input: "hi" });
+    assert.equal(r.status, "failed");
+    const span = tel.logical()[before]!;
+    assert.equal(span.attributes["error.type"], "server_error");
+    assert.equal(span.status.code, 2);
+  } finally {
+    await fake2.close();
+  }
+});

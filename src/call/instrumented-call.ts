@@ -208,7 +208,8 @@ export class InstrumentedCall {
   }
 
   private succeed(info: ResponseInfo): void {
-    this.call.succeed(info);
+    if (info.errorType !== undefined) this.call.fail(info.errorType, undefined, info);
+    else this.call.succeed(info);
     const u = info.usage;
     if (this.result && this.options.tpm !== undefined && u && (u.input !== undefined || u.output !== undefined)) {
       guard("rate correction", () => this.result!.policies.correctRate(this.estimatedTokens, (u.input ?? 0) + (u.output ?? 0)));

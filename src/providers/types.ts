@@ -25,6 +25,8 @@ export interface ResponseInfo {
   usage?: Usage;
   /** Output content, only read when content capture is on. */
   output?: unknown;
+  /** Set when the body itself reports a failure (a Responses API `status: "failed"`). */
+  errorType?: string;
 }
 
 /** Accumulates a stream's chunks into a ResponseInfo without keeping the chunks. */
