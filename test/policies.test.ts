@@ -168,12 +168,16 @@ describe("retry", () => {
 
   test("the overall deadline covers attempts and waits: a wait that would cross it is not started", async () => {
     const model = freshModel();
-    setup({ deadlineMs: 150 });
-    fake.script({ match: { model }, times: 10, action: { status: 503, headers: { "retry-after-ms": "80" } } });
+    await chat(freshModel()); // warm: a cold first request costs more than the deadline on its own
+    fake.reset();
+    setup({ deadlineMs: 400 });
+    fake.script({ match: { model }, times: 10, action: { status: 503, headers: { "retry-after-ms": "250" } } });
     const t0 = performance.now();
     await assert.rejects(chat(model));
     const elapsed = performance.now() - t0;
-    assert.ok(elapsed < 150, `ended after ${elapsed} ms, before the deadline`);
+    // The second wait (250 ms from ~260 ms) would cross 400 ms, so the call ends after two attempts
+    // instead of sleeping into the deadline (slack for a loaded machine).
+    assert.ok(elapsed < 400 + 100, `ended after ${elapsed} ms`);
     assert.equal(fake.requests.length, 2);
     const [giveUp] = events(lastLogical(), "llm_resilience.give_up");
     assert.equal(giveUp.attributes["llm_resilience.give_up.reason"], "deadline");
@@ -309,6 +313,20 @@ describe("fallback", () => {
     assert.equal(res.model, backup);
     assert.deepEqual(fake.requests.map((r) => r.model), [backup], "nothing sent to the open primary");
     const span = lastLogical();
+    assert.equal(events(span, "llm_resilience.fallback")[0].attributes["llm_resilience.fallback.reason"], "breaker_open");
+  });
+
+  test("the failure that opens the breaker falls back at once, without waiting for a retry", async () => {
+    const primary = freshModel("gpt-4o");
+    const backup = freshModel("gpt-4o-mini");
+    setup({ maxAttempts: 3, breaker: { failures: 1, cooldownMs: 60_000 }, fallbacks: { [primary]: [backup] } });
+    fake.script({ match: { model: primary }, times: Infinity, action: { status: 503, headers: { "retry-after-ms": "5000" } } });
+    const t0 = performance.now();
+    const res = await chat(primary);
+    assert.ok(performance.now() - t0 < 2000);
+    assert.equal(res.model, backup);
+    const span = lastLogical();
+    assert.equal(events(span, "llm_resilience.retry").length, 0);
     assert.equal(events(span, "llm_resilience.fallback")[0].attributes["llm_resilience.fallback.reason"], "breaker_open");
   });
 

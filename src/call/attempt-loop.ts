@@ -210,6 +210,8 @@ async function decide(
     return { kind: "give_up", reason: "non_retryable" };
   }
   if (retryIndex + 1 >= input.maxAttempts) return unavailable("max_attempts");
+  // This failure opened the breaker: waiting to be rejected helps nobody, move on now.
+  if (policies.breakerOpen()) return unavailable("breaker_open");
 
   const server = failure.headers ? parseRetryAfter((n) => failure.headers!.get(n), Date.now()) : undefined;
   if (server && server.ms > options.maxRetryAfterMs) return unavailable("retry_after_too_long");

@@ -95,6 +95,11 @@ export class KeyPolicies {
     return isThenable(d) ? d.then(toAdmission) : toAdmission(d);
   }
 
+  /** True while the breaker rejects calls (a retry now would only be rejected). */
+  breakerOpen(): boolean {
+    return this.breaker?.state === "open";
+  }
+
   rejected(attrs: Attributes): void {
     guard("breaker rejection", () => getInstruments().breakerRejections.add(1, { ...attrs, [ATTR.BREAKER_KEY]: this.key }));
   }
