@@ -67,7 +67,46 @@ function maxAttemptsFor(rt: Runtime, client: any, requestOptions: any, effective
 }
 
 function isStream(data: any): boolean {
-  return data !== null && typeof data === "object" && typeof data.iterator === "function" && "controller" in data;
+  // openai <= 4.12's Stream has no `iterator`, only [Symbol.asyncIterator].
+  return (
+    data !== null &&
+    typeof data === "object" &&
+    (typeof data.iterator === "function" || typeof data[Symbol.asyncIterator] === "function") &&
+    "controller" in data
+  );
+}
+
+const NULLABLE_HEADERS = Symbol.for("brand.privateNullableHeaders");
+
+/**
+ * Request options' headers with the retry index set, in whatever form the SDK passed them: a plain
+ * record (openai 4.x, anthropic 0.30), a `Headers`, an array of pairs, or the branded NullableHeaders
+ * that the rewritten @anthropic-ai/sdk builds (with BaseAnthropic: 0.137, 1.x checked) pass from
+ * messages.create (a plain key spread onto that object is ignored).
+ */
+function withRetryCount(h: any, value: string): any {
+  const name = "X-Stainless-Retry-Count";
+  if (h === undefined || h === null) return { [name]: value };
+  if (typeof h === "object" && h[NULLABLE_HEADERS] && h.values instanceof Headers) {
+    const values = new Headers(h.values);
+    values.set(name, value);
+    const nulls = new Set<string>(h.nulls);
+    nulls.delete(name.toLowerCase());
+    return { ...h, values, nulls };
+  }
+  if (typeof Headers !== "undefined" && h instanceof Headers) {
+    const copy = new Headers(h);
+    copy.set(name, value);
+    return copy;
+  }
+  if (Array.isArray(h)) return [...h.filter((pair: any) => String(pair?.[0]).toLowerCase() !== name.toLowerCase()), [name, value]];
+  if (typeof h === "object") {
+    const copy: Record<string, unknown> = {};
+    for (const k of Object.keys(h)) if (k.toLowerCase() !== name.toLowerCase()) copy[k] = h[k];
+    copy[name] = value;
+    return copy;
+  }
+  return h;
 }
 
 /** One instrumented SDK call: telemetry (LogicalCall) + the policy loop + reading the result. */
@@ -147,9 +186,7 @@ export class InstrumentedCall {
         const inner: any = { ...options, [kCall]: undefined, maxRetries: 0 };
         if (timeoutMs !== undefined) inner.timeout = Math.max(1, Math.floor(timeoutMs));
         if (model !== requestModel && model !== undefined) inner.body = adapter.withModel(this.op, options.body, model);
-        if (attempt.number > 1 && (inner.headers === undefined || (typeof inner.headers === "object" && !Array.isArray(inner.headers) && !(inner.headers instanceof Headers)))) {
-          inner.headers = { ...inner.headers, "X-Stainless-Retry-Count": String(attempt.number - 1) };
-        }
+        if (attempt.number > 1) inner.headers = withRetryCount(inner.headers, String(attempt.number - 1));
         return this.call.within(attempt, () => sendOnce(inner));
       },
     };
@@ -202,9 +239,13 @@ export class InstrumentedCall {
     this.result = next;
     const p: any = next.props;
     const StreamClass = p.options?.__streamClass ?? stream.constructor;
-    const fresh = StreamClass.fromSSEResponse(p.response, p.controller, this.client, p.options?.__synthesizeEventData, p.options?.__streamMode);
+    // openai <= 4.12: no Stream.fromSSEResponse; its constructor takes (response, controller).
+    const fresh =
+      typeof StreamClass.fromSSEResponse === "function"
+        ? StreamClass.fromSSEResponse(p.response, p.controller, this.client, p.options?.__synthesizeEventData, p.options?.__streamMode)
+        : new StreamClass(p.response, p.controller);
     if ("controller" in stream) stream.controller = p.controller; // so the caller's abort() reaches the live request
-    return fresh.iterator();
+    return typeof fresh.iterator === "function" ? fresh.iterator() : fresh[Symbol.asyncIterator]();
   }
 
   private succeed(info: ResponseInfo): void {

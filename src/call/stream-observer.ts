@@ -20,7 +20,10 @@ export function observeStream(
   /** Called when the stream fails before any chunk reached the caller: a fresh iterator to continue with, or undefined. */
   restart?: (error: unknown) => Promise<AsyncIterator<unknown> | undefined>,
 ): boolean {
-  const original = stream?.iterator;
+  // openai <= 4.12's Stream has no `iterator`: its [Symbol.asyncIterator] is the one seam there.
+  const key: "iterator" | typeof Symbol.asyncIterator =
+    typeof stream?.iterator === "function" ? "iterator" : Symbol.asyncIterator;
+  const original = stream?.[key];
   if (typeof original !== "function") {
     reportOnce("unexpected SDK stream shape: streamed calls are not observed");
     return false;
@@ -35,7 +38,7 @@ export function observeStream(
       reportOnce("telemetry error at stream end", err);
     }
   };
-  stream.iterator = function observedIterator(this: unknown) {
+  stream[key] = function observedIterator(this: unknown) {
     let inner: AsyncIterator<unknown> = original.call(this);
     return (async function* () {
       let first = true;

@@ -60,25 +60,25 @@ export function silenceClientTracing(client: any): void {
   }
 }
 
-function kitFor(pkg: SdkPackage, exports: any): SdkKit {
+function kitFor(pkg: SdkPackage, sdkExports: any): SdkKit {
   const adapter = pkg === "openai" ? openaiAdapter : anthropicAdapter;
-  const AbortErr = exports?.APIUserAbortError ?? exports?.default?.APIUserAbortError;
+  const AbortErr = sdkExports?.APIUserAbortError ?? sdkExports?.default?.APIUserAbortError;
   return {
     adapter,
     abortError: () => (typeof AbortErr === "function" ? new AbortErr() : Object.assign(new Error("Request was aborted."), { name: "AbortError" })),
   };
 }
 
-export function clientClassOf(pkg: SdkPackage, exports: any): any {
-  if (pkg === "openai") return exports?.OpenAI ?? exports?.default;
-  return exports?.BaseAnthropic ?? exports?.Anthropic ?? exports?.default;
+export function clientClassOf(pkg: SdkPackage, sdkExports: any): any {
+  if (pkg === "openai") return sdkExports?.OpenAI ?? sdkExports?.default;
+  return sdkExports?.BaseAnthropic ?? sdkExports?.Anthropic ?? sdkExports?.default;
 }
 
 /**
  * Instruments one loaded build (CJS exports or ESM namespace) of an SDK. An unsupported version or an
  * unexpected shape gets one warning and is left untouched.
  */
-export function instrumentSdk(pkg: SdkPackage, exports: any, version: string | undefined): boolean {
+export function instrumentSdk(pkg: SdkPackage, sdkExports: any, version: string | undefined): boolean {
   if (!isSupported(pkg, version)) {
     warnOnce(`version:${pkg}@${version}`, `llm-resilience: ${pkg}@${version ?? "unknown"} is outside the supported range ${SUPPORTED[pkg].range}; its calls pass through untouched`, {
       package: pkg,
@@ -86,8 +86,8 @@ export function instrumentSdk(pkg: SdkPackage, exports: any, version: string | u
     });
     return false;
   }
-  const ClientClass = clientClassOf(pkg, exports);
-  const result = patchClientClass(ClientClass, kitFor(pkg, exports));
+  const ClientClass = clientClassOf(pkg, sdkExports);
+  const result = patchClientClass(ClientClass, kitFor(pkg, sdkExports));
   if (result === "unsupported") {
     warnOnce(`shape:${pkg}@${version}`, `llm-resilience: ${pkg}@${version} does not have the expected client shape; its calls pass through untouched`, {
       package: pkg,
@@ -99,12 +99,33 @@ export function instrumentSdk(pkg: SdkPackage, exports: any, version: string | u
   return true;
 }
 
+/**
+ * openai 4.0–4.18 resources copy `client.post.bind(client)` when the client is constructed, so a client
+ * built before its class was patched keeps calling the original: re-bind those copies to the patched one.
+ */
+function rebindResources(client: any, node: any = client, seen = new Set<object>()): void {
+  for (const key of Object.keys(node)) {
+    const r = node[key];
+    if (!r || typeof r !== "object" || seen.has(r) || r === client) continue;
+    seen.add(r);
+    if ((r.client === client || r._client === client) && !Array.isArray(r)) {
+      if (Object.prototype.hasOwnProperty.call(r, "post") && typeof r.post === "function") r.post = client.post.bind(client);
+      rebindResources(client, r, seen);
+    }
+  }
+}
+
 /** Instruments the class of a client object directly (`instrument(client)`). */
 export function instrumentClientObject(client: any): boolean {
   for (let p = Object.getPrototypeOf(client); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
     const name = p.constructor?.name;
-    if (name === "OpenAI") return patchClientClass(p.constructor, kitFor("openai", p.constructor)) !== "unsupported";
-    if (name === "BaseAnthropic") {
+    if (name === "OpenAI") {
+      const ok = patchClientClass(p.constructor, kitFor("openai", p.constructor)) !== "unsupported";
+      if (ok) rebindResources(client);
+      return ok;
+    }
+    // "Anthropic": the older 0.x builds (0.30.0 checked) have no BaseAnthropic (Anthropic extends Core.APIClient).
+    if (name === "BaseAnthropic" || name === "Anthropic") {
       const ok = patchClientClass(p.constructor, kitFor("@anthropic-ai/sdk", p.constructor)) !== "unsupported";
       if (ok) {
         silenceAnthropicTracing(p.constructor);

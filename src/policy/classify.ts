@@ -38,7 +38,7 @@ export function classify(err: unknown, adapter: ProviderAdapter): Failure {
   }
 
   const status: number | undefined = typeof e?.status === "number" ? e.status : undefined;
-  const headers = e?.headers && typeof e.headers.get === "function" ? e.headers : undefined;
+  const headers = headerReader(e?.headers);
   const providerType = adapter.providerErrorType(e);
   if (status !== undefined) {
     const override = headers?.get("x-should-retry");
@@ -72,4 +72,20 @@ function isSocketError(e: any): boolean {
   if (!(e instanceof Error) || typeof (e as any).status === "number") return false;
   const code = e.cause && typeof e.cause === "object" ? (e.cause as any).code : (e as any).code;
   return (e.name === "TypeError" && e.message === "terminated") || /^(ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(String(code ?? ""));
+}
+
+/**
+ * The error's response headers: a `Headers` in openai >= 5 and the BaseAnthropic builds of @anthropic-ai/sdk, a plain
+ * lower-cased record (`Core.Headers`) in openai 4.x and the older @anthropic-ai/sdk 0.x (0.30 checked).
+ */
+function headerReader(h: unknown): { get(name: string): string | null } | undefined {
+  if (!h || typeof h !== "object") return undefined;
+  if (typeof (h as any).get === "function") return h as { get(name: string): string | null };
+  const rec = h as Record<string, unknown>;
+  return {
+    get(name: string): string | null {
+      const v = rec[name.toLowerCase()] ?? rec[name];
+      return v === undefined || v === null ? null : String(v);
+    },
+  };
 }
