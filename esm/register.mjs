@@ -4,4 +4,8 @@
 import cjs from "../dist/index.js";
 import "../dist/register.js";
 
-await cjs._internal.instrumentEsmBuilds();
+// Not in Node's module-hooks thread (preloads run there too), nor when switched off (LLM_RESILIENCE_DISABLED).
+const runtime = globalThis[Symbol.for("llm-resilience.runtime")];
+if (!cjs._internal.isLoaderThread() && runtime?.enabled) {
+  await cjs._internal.instrumentEsmBuilds();
+}

@@ -1,13 +1,24 @@
 import { resolveOptions, validateUserOptions, type ClientOverrides, type UserOptions } from "./config.js";
-import { installRequireHook, instrumentEsmBuilds, uninstallRequireHook } from "./instrumentation/hooks.js";
+import { installEsmHook, installRequireHook, instrumentEsmBuilds, uninstallRequireHook } from "./instrumentation/hooks.js";
 import { instrumentClientObject } from "./instrumentation/sdks.js";
 import { getRuntime, setRuntime, type Runtime } from "./runtime.js";
 import { setLogger } from "./telemetry/logger.js";
 import { flushProviders, shutdownSdk, startSdkIfNeeded } from "./telemetry/sdk.js";
+import { setPolicyStore } from "./call/policies.js";
+import { createRedisStore, type RedisStore, type RedisStoreOptions } from "./policy/redis-store.js";
+import { setStoreDegraded } from "./telemetry/instruments.js";
+import { log } from "./telemetry/logger.js";
+import { isMainThread, parentPort, type MessagePort } from "node:worker_threads";
+import * as workerThreads from "node:worker_threads";
 
 export { BreakerOpenError, ConfigError, DeadlineExceededError } from "./errors.js";
 export type { BreakerOptions, ClientOverrides, LogLevel, RetryBudgetOptions, UserOptions as RegisterOptions } from "./config.js";
 export { VERSION } from "./version.js";
+export { createRedisStore, RedisStore } from "./policy/redis-store.js";
+export type { RedisStoreLogger, RedisStoreOptions, RedisStoreStatus } from "./policy/redis-store.js";
+
+/** The fleet-wide store installed by register() (LLM_RESILIENCE_REDIS_URL / redisUrl / redisClient). */
+let fleetStore: RedisStore | undefined;
 
 /**
  * Instruments every openai / @anthropic-ai/sdk client in the process. Reads the LLM_RESILIENCE_* and
@@ -15,12 +26,18 @@ export { VERSION } from "./version.js";
  * updates the options and patches nothing twice.
  */
 export function register(options: UserOptions = {}): void {
+  if (isLoaderThread()) return;
   const resolved = resolveOptions(options);
   const existing = getRuntime();
   setLogger(resolved.logger, resolved.logLevel);
   if (existing) {
     existing.options = resolved;
     existing.enabled = !resolved.disabled;
+    if (!resolved.disabled) {
+      installFleetStore(resolved);
+      installRequireHook(); // both idempotent: a runtime registered disabled gets its hooks now
+      installEsmHook();
+    }
     return;
   }
   let settled = false;
@@ -37,9 +54,24 @@ export function register(options: UserOptions = {}): void {
   };
   setRuntime(rt);
   if (resolved.disabled) return;
+  installFleetStore(resolved);
   installRequireHook();
+  installEsmHook();
   // Give the application's own OpenTelemetry set-up, if any, the rest of this tick to register.
   setImmediate(() => rt.beforeFirstCall?.()).unref();
+}
+
+/** Installs the Redis store before any call: policies take the store in use when they are created. */
+function installFleetStore(resolved: ReturnType<typeof resolveOptions>): void {
+  if (fleetStore || (resolved.redisUrl === undefined && resolved.redisClient === undefined)) return;
+  fleetStore = createRedisStore({
+    url: resolved.redisUrl,
+    client: resolved.redisClient as RedisStoreOptions["client"],
+    logger: log(),
+    onDegraded: (degraded) => setStoreDegraded(degraded),
+  });
+  setStoreDegraded(false);
+  setPolicyStore(fleetStore);
 }
 
 /**
@@ -64,7 +96,20 @@ export function instrument<T extends object>(client: T, overrides: ClientOverrid
 export async function shutdown(): Promise<void> {
   await flushProviders();
   await shutdownSdk();
+  // Sends batched outcomes and corrections, gives rate-limit leases back; policies go on locally.
+  await fleetStore?.close();
+}
+
+/**
+ * Node runs `-r` / `--import` preloads again in its module-customization-hooks thread (Node >= 20.6
+ * once any hook is registered). No SDK call runs there: registering there would start a second
+ * OpenTelemetry SDK and chain our loader hook twice.
+ */
+export function isLoaderThread(): boolean {
+  const wt = workerThreads as { isInternalThread?: boolean };
+  if (wt.isInternalThread === true) return true;
+  return !isMainThread && (parentPort as MessagePort | null) === null;
 }
 
 /** @internal used by the ESM register entry. */
-export const _internal = { instrumentEsmBuilds, uninstallRequireHook };
+export const _internal = { instrumentEsmBuilds, uninstallRequireHook, isLoaderThread };

@@ -154,6 +154,9 @@ export class InstrumentedCall {
     const ic = guard("call start", () => new InstrumentedCall(rt, client, kit, op, parent, opts));
     if (!ic) return opts;
     const tagged = { ...opts, [kCall]: ic };
+    // The Anthropic SDK's own call span (a client built before we patched its class): never let it
+    // reach the request, so it is neither ended nor exported; ours is the call's one GenAI span.
+    if (tagged.__span !== undefined) tagged.__span = undefined;
     if (ic.injectedUsage) tagged.body = { ...opts.body, stream_options: { ...opts.body.stream_options, include_usage: true } };
     return tagged;
   }

@@ -54,7 +54,7 @@ export class KeyPolicies {
       breakerGauge.set(key, { value: 0, attributes: this.labels });
     }
     if (options.retryBudget) {
-      this.budget = new RetryBudget<any>(`budget:${key}`, { ...options.retryBudget, store });
+      this.budget = new RetryBudget<any>(key, { ...options.retryBudget, store });
     }
     if (options.rpm !== undefined || options.tpm !== undefined) {
       this.limiter = new RateLimiter<any>(key, { requestsPerMinute: options.rpm, tokensPerMinute: options.tpm, store });
@@ -69,7 +69,7 @@ export class KeyPolicies {
   private transition(from: BreakerState, to: BreakerState, store: StoreKind): void {
     guard("breaker transition", () => {
       breakerGauge.set(this.key, { value: BREAKER_STATE_VALUE[to], attributes: this.labels });
-      getInstruments().breakerTransitions.add(1, { ...this.labels, [ATTR.BREAKER_FROM]: from, [ATTR.BREAKER_TO]: to });
+      getInstruments().breakerTransitions.add(1, { ...this.labels, [ATTR.BREAKER_FROM]: from, [ATTR.BREAKER_TO]: to, [ATTR.BREAKER_STORE]: store });
       this.active?.event(EVENT.BREAKER_TRANSITION, {
         [ATTR.BREAKER_KEY]: this.key,
         [ATTR.BREAKER_FROM]: from,

@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { createRequire, register as registerModuleHooks } from "node:module";
 import { dirname, join, sep } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Hook as RequireHook } from "require-in-the-middle";
 import { reportOnce } from "../telemetry/logger.js";
-import { instrumentSdk, readVersion, SDK_PACKAGES, type SdkPackage } from "./sdks.js";
+import { instrumentSdk, isSupported, readVersion, SDK_PACKAGES, type SdkPackage } from "./sdks.js";
 
 let requireHook: RequireHook | undefined;
 
@@ -20,6 +20,36 @@ export function installRequireHook(): void {
     return exports;
   });
   instrumentAlreadyRequired();
+}
+
+const ESM_LOADED = Symbol.for("llm-resilience.esm-loaded");
+type EsmLoaded = (pkg: SdkPackage, ns: unknown, url: string) => void;
+let esmHookInstalled = false;
+
+/**
+ * ESM builds loaded AFTER registering (a dynamic `import("openai")` in a CommonJS app, an ES module
+ * dependency loaded later, the app's graph under `node --import`): a module customization hook
+ * (esm/hook.mjs) appends a call to each SDK's ESM entry that hands its namespace to us as it is
+ * evaluated. The hook is process-wide: installed once, whichever copy of this package gets here first.
+ */
+export function installEsmHook(): void {
+  const g = globalThis as { [ESM_LOADED]?: EsmLoaded };
+  if (esmHookInstalled || g[ESM_LOADED]) return;
+  esmHookInstalled = true;
+  g[ESM_LOADED] = (pkg, ns, url) => {
+    try {
+      instrumentSdk(pkg, ns, readVersion(dirname(fileURLToPath(url))));
+    } catch (err) {
+      reportOnce(`could not instrument the ESM build of ${pkg}`, err);
+    }
+  };
+  const hook = join(__dirname, "..", "..", "esm", "hook.mjs");
+  if (typeof registerModuleHooks !== "function" || !existsSync(hook)) return; // Node < 20.6, or bundled
+  try {
+    registerModuleHooks(pathToFileURL(hook).href);
+  } catch (err) {
+    reportOnce("could not register the ESM loader hook; SDKs imported later as ES modules are not instrumented", err);
+  }
 }
 
 export function uninstallRequireHook(): void {
@@ -116,7 +146,13 @@ export async function instrumentEsmBuilds(): Promise<void> {
     const baseDir = packageRoot(req, pkg);
     if (!baseDir) continue; // not installed
     const entry = esmEntryOf(baseDir);
-    if (!entry) continue;
+    if (!entry) {
+      // A CommonJS-only build (openai 3.x) imported from an ES module never passes through require(),
+      // so the require hook never sees it: still give an unsupported version its one warning.
+      const version = readVersion(baseDir);
+      if (!isSupported(pkg, version)) instrumentSdk(pkg, undefined, version);
+      continue;
+    }
     try {
       const ns = await import(pathToFileURL(entry).href);
       instrumentSdk(pkg, ns, readVersion(baseDir));

@@ -2,6 +2,7 @@ import { context } from "@opentelemetry/api";
 import { InstrumentedCall, kCall, type SdkKit } from "../call/instrumented-call.js";
 import { getRuntime } from "../runtime.js";
 import { reportOnce } from "../telemetry/logger.js";
+import { silenceClientTracing } from "./sdks.js";
 
 const PATCHED = Symbol.for("llm-resilience.patched");
 
@@ -38,6 +39,7 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
     const op = kit.adapter.operationForPath(path);
     if (!op) return originalPost.call(this, path, opts);
     rt.beforeFirstCall?.();
+    if (kit.adapter.sdk === "anthropic") silenceClientTracing(this);
     const parent = context.active();
     const client = this;
     let ic: InstrumentedCall | undefined;

@@ -19,6 +19,12 @@ export const BREAKER_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const
 
 let instruments: Instruments | undefined;
 
+/** 1 while the fleet-wide store (Redis) is unusable and policies decide locally; unset without one. */
+let storeDegraded: number | undefined;
+export function setStoreDegraded(degraded: boolean): void {
+  storeDegraded = degraded ? 1 : 0;
+}
+
 /**
  * Created on first use, after the meter provider is settled: the metrics API has no proxy, so
  * instruments made from the no-op provider would stay no-op forever.
@@ -53,6 +59,12 @@ export function getInstruments(): Instruments {
   });
   state.addCallback((result) => {
     for (const { value, attributes } of breakerGauge.values()) result.observe(value, attributes);
+  });
+  const degraded = meter.createObservableGauge(METRIC.STORE_DEGRADED, {
+    description: "1 while the fleet-wide state store (Redis) is unreachable and policies decide locally, else 0.",
+  });
+  degraded.addCallback((result) => {
+    if (storeDegraded !== undefined) result.observe(storeDegraded);
   });
   return instruments;
 }

@@ -1,0 +1,26 @@
+// Module customization hook (`module.register`), registered by `register()` so that an SDK's ESM
+// build imported AFTER registering (a dynamic `import("openai")` from a CommonJS app, an ES module
+// dependency loaded later, `node --import llm-resilience/register`) is instrumented as it is
+// evaluated. It only touches the two SDK entry files; everything else passes through untouched.
+// The appended lines hand the module's own namespace to the main thread's runtime.
+const ENTRIES = [
+  [/\/node_modules\/openai\/index\.mjs$/, "openai"],
+  [/\/node_modules\/@anthropic-ai\/sdk\/index\.mjs$/, "@anthropic-ai/sdk"],
+];
+
+export async function load(url, context, nextLoad) {
+  const result = await nextLoad(url, context);
+  if (result.format !== "module" || result.source == null || !url.startsWith("file:")) return result;
+  const pathname = new URL(url).pathname;
+  const hit = ENTRIES.find(([re]) => re.test(pathname));
+  if (!hit) return result;
+  const source = typeof result.source === "string" ? result.source : new TextDecoder().decode(result.source);
+  if (source.includes("__llmResilienceSelf")) return result; // already appended by another copy of this hook
+  const self = JSON.stringify(url);
+  return {
+    ...result,
+    source:
+      `${source}\n;import * as __llmResilienceSelf from ${self};\n` +
+      `globalThis[Symbol.for("llm-resilience.esm-loaded")]?.(${JSON.stringify(hit[1])}, __llmResilienceSelf, ${self});\n`,
+  };
+}
