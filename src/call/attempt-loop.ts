@@ -105,7 +105,9 @@ async function attemptsForModel(
   for (let n = firstIndex; ; n++) {
     if (input.signal?.aborted) throw new GiveUp("aborted", "aborted", input.abortError());
 
-    const admission = await policies.acquire(call);
+    const acquired = policies.acquire(call);
+    // The local store answers synchronously: don't pay a microtask (and its async-hook work) for it.
+    const admission = isThenable(acquired) ? await acquired : acquired;
     if (!admission.allowed) {
       call.event(EVENT.BREAKER_REJECT, { [ATTR.BREAKER_KEY]: policies.key });
       policies.rejected(call.metricAttributes(model));
@@ -117,7 +119,8 @@ async function attemptsForModel(
 
     let attempt: Attempt | undefined;
     try {
-      const wait = await policies.reserveRate(input.estimatedTokens);
+      const reserved = policies.reserveRate(input.estimatedTokens);
+      const wait = isThenable(reserved) ? await reserved : reserved;
       if (wait.waitMs > 0) {
         if (deadlineAt !== undefined && Date.now() + wait.waitMs > deadlineAt) {
           throw new GiveUp("deadline", "timeout", new DeadlineExceededError(options.deadlineMs!));
@@ -241,4 +244,8 @@ async function waitOrAbort(input: LoopInput, ms: number): Promise<void> {
   } catch {
     throw input.abortError();
   }
+}
+
+function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === "function";
 }
