@@ -43,14 +43,19 @@ function serverOf(client: any): ServerInfo {
 
 const FALLBACK_KINDS = new Set<Operation["kind"]>(["chat", "responses", "messages", "completions"]);
 
+const effective = new WeakMap<object, { base: ResilienceOptions; overrides: ClientOverrides; merged: ResilienceOptions }>();
+
 function effectiveOptions(rt: Runtime, client: object): ResilienceOptions {
   const o: ClientOverrides | undefined = rt.clientOverrides.get(client);
   if (!o) return rt.options;
+  const hit = effective.get(client);
+  if (hit && hit.base === rt.options && hit.overrides === o) return hit.merged;
   const merged = { ...rt.options, ...o } as ResilienceOptions;
   merged.breaker = mergeBreaker(rt.options.breaker, o.breaker);
   if (o.retryBudget !== undefined) {
     merged.retryBudget = o.retryBudget === false ? false : { ...(rt.options.retryBudget || {}), ...o.retryBudget } as any;
   }
+  effective.set(client, { base: rt.options, overrides: o, merged });
   return merged;
 }
 
@@ -140,6 +145,7 @@ export class InstrumentedCall {
         serverAddress: server.address,
         serverPort: server.port,
         captureContent: rt.options.captureContent,
+        secrets: [client?.apiKey, client?.authToken].filter((v): v is string => typeof v === "string" && v.length >= 8),
       },
       parent,
       body,
@@ -187,7 +193,9 @@ export class InstrumentedCall {
       abortError: () => this.kit.abortError(),
       send: (model, attempt, timeoutMs) => {
         const inner: any = { ...options, [kCall]: undefined, maxRetries: 0 };
-        if (timeoutMs !== undefined) inner.timeout = Math.max(1, Math.floor(timeoutMs));
+        // Only when ours is shorter than what the SDK applies anyway: an explicit timeout also makes
+        // openai send an X-Stainless-Timeout header the application never asked for.
+        if (timeoutMs !== undefined && timeoutMs !== sdkTimeout) inner.timeout = Math.max(1, Math.floor(timeoutMs));
         if (model !== requestModel && model !== undefined) inner.body = adapter.withModel(this.op, options.body, model);
         if (attempt.number > 1) inner.headers = withRetryCount(inner.headers, String(attempt.number - 1));
         return this.call.within(attempt, () => sendOnce(inner));

@@ -1,4 +1,5 @@
 import {
+  INVALID_SPAN_CONTEXT,
   context,
   SpanKind,
   SpanStatusCode,
@@ -6,6 +7,7 @@ import {
   type Attributes,
   type Context,
   type Span,
+  type SpanOptions,
 } from "@opentelemetry/api";
 import type { Operation, ProviderAdapter, ProviderName, ResponseInfo, Usage } from "../providers/types.js";
 import { ATTR, EVENT } from "../telemetry/semconv.js";
@@ -14,6 +16,25 @@ import { log, reportOnce } from "../telemetry/logger.js";
 import { SCOPE, VERSION } from "../version.js";
 
 const tracer = () => trace.getTracer(SCOPE, VERSION);
+
+/** A span even when the tracing pipeline throws (a SpanProcessor's onStart): a non-recording one. */
+function startSpan(name: string, options: SpanOptions, ctx: Context): Span {
+  try {
+    return tracer().startSpan(name, options, ctx);
+  } catch (err) {
+    reportOnce("telemetry error starting a span", err);
+    return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+  }
+}
+
+/** A SpanProcessor's onEnd may throw; that is never the caller's business. */
+function endSpan(span: Span): void {
+  try {
+    span.end();
+  } catch (err) {
+    reportOnce("telemetry error ending a span", err);
+  }
+}
 
 /** One HTTP attempt: its child span and what it asked for. */
 export interface Attempt {
@@ -31,6 +52,8 @@ export interface CallIdentity {
   serverAddress?: string;
   serverPort?: number;
   captureContent: boolean;
+  /** The client's credentials: never recorded, even when a provider echoes them in an error message. */
+  secrets?: string[];
 }
 
 function usageAttributes(u: Usage | undefined, out: Attributes): Attributes {
@@ -91,7 +114,7 @@ export class LogicalCall {
     if (id.serverAddress !== undefined) attributes[ATTR.SERVER_ADDRESS] = id.serverAddress;
     if (id.serverPort !== undefined) attributes[ATTR.SERVER_PORT] = id.serverPort;
     const name = this.requestModel ? `${id.op.name} ${this.requestModel}` : id.op.name;
-    this.span = tracer().startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+    this.span = startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
     this.ctx = trace.setSpan(parent, this.span);
     if (id.captureContent) {
       guard("content capture", () => {
@@ -99,6 +122,11 @@ export class LogicalCall {
         if (content !== undefined) this.span.setAttribute(ATTR.INPUT_MESSAGES, JSON.stringify(content));
       });
     }
+  }
+
+  private redact(text: string): string {
+    for (const s of this.id.secrets ?? []) text = text.split(s).join("[REDACTED]");
+    return text;
   }
 
   get attempts(): number {
@@ -119,7 +147,7 @@ export class LogicalCall {
     if (number > 1) attributes[ATTR.HTTP_RESEND_COUNT] = number - 1;
     if (model !== undefined) attributes[ATTR.REQUEST_MODEL] = model;
     const base = this.requestModel ? `${this.id.op.name} ${this.requestModel}` : this.id.op.name;
-    const span = tracer().startSpan(`${base} attempt`, { kind: SpanKind.INTERNAL, attributes }, this.ctx);
+    const span = startSpan(`${base} attempt`, { kind: SpanKind.INTERNAL, attributes }, this.ctx);
     this.current = { number, model, span, ctx: trace.setSpan(this.ctx, span), ended: false };
     return this.current;
   }
@@ -151,7 +179,7 @@ export class LogicalCall {
       if (info) attempt.span.setAttributes(responseAttributes(info));
       getInstruments().attempts.add(1, attrs);
     });
-    attempt.span.end();
+    endSpan(attempt.span);
   }
 
   event(name: string, attributes: Attributes): void {
@@ -224,7 +252,7 @@ export class LogicalCall {
       }
       this.recordEnd(info, undefined);
     });
-    this.span.end();
+    endSpan(this.span);
   }
 
   fail(errorType: string, err?: unknown, info: ResponseInfo = {}): void {
@@ -236,10 +264,10 @@ export class LogicalCall {
       this.span.setAttributes(responseAttributes(info));
       this.span.setAttribute(ATTR.ATTEMPTS, this.attemptCount);
       this.span.setAttribute(ATTR.ERROR_TYPE, errorType);
-      this.span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message.slice(0, 300) : undefined });
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.redact(err.message).slice(0, 300) : undefined });
       this.recordEnd(info, errorType);
     });
-    this.span.end();
+    endSpan(this.span);
   }
 
   private recordEnd(info: ResponseInfo, errorType: string | undefined): void {

@@ -27,6 +27,8 @@ export class KeyPolicies {
   private readonly budget: RetryBudget<any> | undefined;
   private readonly limiter: RateLimiter<any> | undefined;
   private readonly countRateLimits: boolean;
+  /** A server-sent reset beyond this is ignored, as a retry-after beyond it would be. */
+  private readonly maxResetMs: number;
   private readonly labels: Attributes;
   /** The call whose policy step is running, so a transition it causes lands on its span. */
   private active: LogicalCall | undefined;
@@ -40,6 +42,7 @@ export class KeyPolicies {
     this.labels = { [ATTR.BREAKER_KEY]: key, [ATTR.PROVIDER]: provider, ...(model !== undefined && { [ATTR.REQUEST_MODEL]: model }) };
     const b = options.breaker;
     this.countRateLimits = b ? b.countRateLimits : false;
+    this.maxResetMs = options.maxRetryAfterMs;
     if (b) {
       this.breaker = new CircuitBreaker<any>(key, {
         consecutiveFailures: b.failures,
@@ -141,7 +144,10 @@ export class KeyPolicies {
   applyRateHeaders(headers: { get(n: string): string | null }): void {
     if (!this.limiter?.enabled) return;
     const parsed = parseRateLimitHeaders(headers, Date.now());
-    if (parsed) swallow(this.limiter.applyServerHeaders(parsed));
+    if (!parsed) return;
+    if ((parsed.resetRequestsMs ?? 0) > this.maxResetMs) parsed.resetRequestsMs = undefined;
+    if ((parsed.resetTokensMs ?? 0) > this.maxResetMs) parsed.resetTokensMs = undefined;
+    swallow(this.limiter.applyServerHeaders(parsed));
   }
 }
 

@@ -38,6 +38,7 @@ export function observeStream(
       reportOnce("telemetry error at stream end", err);
     }
   };
+  if (key === "iterator") watchOuterIterator(stream, end);
   stream[key] = function observedIterator(this: unknown) {
     let inner: AsyncIterator<unknown> = original.call(this);
     return (async function* () {
@@ -77,12 +78,51 @@ export function observeStream(
         throw error;
       } finally {
         if (!finished) {
-          // The consumer left early (break / return): let the SDK release the connection.
-          end({ kind: "returned" });
+          // The consumer left early (break / return): let the SDK release the connection. Decided on
+          // the next turn: an SDK layer above us that threw (and so closed us) reports its error first.
+          setImmediate(() => end({ kind: "returned" }));
           await inner.return?.();
         }
       }
     })();
   };
   return true;
+}
+
+/**
+ * SDK layers may wrap iteration after us (openai 7 assigns a chunk-normalising
+ * `stream[Symbol.asyncIterator]` once the response is parsed). An error thrown there reaches the
+ * caller but not our iterator, which only sees an early return: observe the outermost iterator too.
+ */
+function watchOuterIterator(stream: any, end: (o: StreamOutcome) => void): void {
+  let current = stream[Symbol.asyncIterator];
+  try {
+    Object.defineProperty(stream, Symbol.asyncIterator, {
+      configurable: true,
+      enumerable: false,
+      get: () => current,
+      set(fn: unknown) {
+        current =
+          typeof fn !== "function"
+            ? fn
+            : function outerIterator(this: unknown) {
+                const it: AsyncIterator<unknown> = fn.call(this);
+                return {
+                  next: (...a: [] | [unknown]) =>
+                    it.next(...a).catch((error: unknown) => {
+                      end({ kind: "error", error });
+                      throw error;
+                    }),
+                  return: (v?: unknown) => (it.return ? it.return(v) : Promise.resolve({ done: true as const, value: v })),
+                  throw: (e?: unknown) => (it.throw ? it.throw(e) : Promise.reject(e)),
+                  [Symbol.asyncIterator]() {
+                    return this;
+                  },
+                };
+              };
+      },
+    });
+  } catch {
+    // a frozen stream object: the inner observation alone
+  }
 }

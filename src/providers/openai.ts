@@ -50,7 +50,8 @@ function responsesInfo(r: any): ResponseInfo {
 /** Chat and legacy completion chunks: id/model from the first, finish reasons per choice, usage from the last. */
 class ChoiceStreamAccumulator implements StreamAccumulator {
   readonly info: ResponseInfo = {};
-  private readonly reasons: string[] = [];
+  /** Finish reason by choice index; a Map, not an array: the index comes off the wire (2^32-2 is valid JSON). */
+  private readonly reasons = new Map<unknown, string>();
   constructor(private readonly injectedUsage: boolean) {}
   add(chunk: any): boolean {
     if (!chunk || typeof chunk !== "object") return true;
@@ -62,8 +63,10 @@ class ChoiceStreamAccumulator implements StreamAccumulator {
     if (Array.isArray(choices)) {
       for (const c of choices) {
         if (typeof c?.finish_reason === "string") {
-          this.reasons[typeof c.index === "number" ? c.index : this.reasons.length] = c.finish_reason;
-          this.info.finishReasons = this.reasons.filter((r) => r !== undefined);
+          this.reasons.set(typeof c.index === "number" ? c.index : `#${this.reasons.size}`, c.finish_reason);
+          this.info.finishReasons = [...this.reasons]
+            .sort(([a], [b]) => (typeof a === "number" && typeof b === "number" ? a - b : 0))
+            .map(([, r]) => r);
         }
       }
     }
