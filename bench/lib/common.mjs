@@ -1,6 +1,7 @@
 // Shared pieces of the in-process benchmarks: canned fetch, OpenTelemetry set-up with dropping
 // exporters, the configurations under test, and small statistics helpers.
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -11,8 +12,15 @@ export const require = createRequire(join(ROOT, "package.json"));
 // ------------------------------------------------------------------ canned responses
 
 let payloads;
+/** The canned payloads (bench/lib/gen-payloads.ts writes them; generated here when missing). */
 export function loadPayloads() {
-  payloads ??= JSON.parse(readFileSync(process.env.BENCH_PAYLOADS ?? join(ROOT, "bench/results/payloads.tmp"), "utf8"));
+  if (payloads) return payloads;
+  const file = process.env.BENCH_PAYLOADS ?? join(ROOT, "bench/results/payloads.tmp");
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "bench/lib/gen-payloads.ts"), file], { cwd: ROOT, stdio: "inherit" });
+  }
+  payloads = JSON.parse(readFileSync(file, "utf8"));
   return payloads;
 }
 
@@ -30,7 +38,11 @@ export function* sseFrames(provider, n) {
 /**
  * A `fetch` for the SDK client that answers every request with a canned Response, so only
  * client-side work is timed. Streams are delivered one SSE frame per read, as a real token stream
- * arrives. `delayMs` > 0 answers after a timer (used to hold many calls in flight).
+ * arrives. The answer comes after one turn of the event loop (setImmediate), as a real socket read
+ * does: without it a benchmark loop of awaited calls would run on microtasks alone and starve every
+ * timer and setImmediate in the process (the span processor's export timer, the event-loop monitor...).
+ * `delayMs` > 0 answers after a timer instead (used to hold many calls in flight); `delayMs` may be a
+ * function of the call's index.
  */
 export function cannedFetch(provider, { streamChunks = 200, lazy = false, delayMs = 0 } = {}) {
   const p = loadPayloads()[provider];
@@ -62,8 +74,12 @@ export function cannedFetch(provider, { streamChunks = 200, lazy = false, delayM
     }
     return new Response(stream, { status: 200, headers: sseHeaders });
   };
-  if (delayMs > 0) return async (_url, init) => new Promise((res) => setTimeout(() => res(respond(init)), delayMs));
-  return async (_url, init) => respond(init);
+  if (typeof delayMs === "function") {
+    let k = 0;
+    return (_url, init) => new Promise((res) => setTimeout(() => res(respond(init)), delayMs(k++)));
+  }
+  if (delayMs > 0) return (_url, init) => new Promise((res) => setTimeout(() => res(respond(init)), delayMs));
+  return (_url, init) => new Promise((res) => setImmediate(() => res(respond(init))));
 }
 
 // ------------------------------------------------------------------ OpenTelemetry (real SDK, dropping exporters)
@@ -126,23 +142,6 @@ export function setupOtel() {
 
 // ------------------------------------------------------------------ configurations
 
-export const CONFIGS = {
-  openai: {
-    raw: "openai SDK alone",
-    ours: "+ llm-resilience (log info)",
-    "ours-nolog": "+ llm-resilience (logLevel silent)",
-    "otel-contrib": "+ @opentelemetry/instrumentation-openai (forced)",
-    traceloop: "+ @traceloop/instrumentation-openai (manuallyInstrument)",
-  },
-  anthropic: {
-    raw: "anthropic SDK, built-in tracing off",
-    "builtin-tracing": "anthropic SDK, built-in tracing on",
-    ours: "+ llm-resilience (log info)",
-    "ours-nolog": "+ llm-resilience (logLevel silent)",
-    traceloop: "+ @traceloop/instrumentation-anthropic (manuallyInstrument)",
-  },
-};
-
 /**
  * Sets up one configuration and returns a client whose calls are timed. Every configuration has the
  * same OTel SDK registered; only the instrumentation differs. stdout is /dev/null in the children, so
@@ -152,15 +151,28 @@ export function makeClient(provider, config, fetchOpts = {}, registerOpts = {}) 
   const otel = setupOtel();
   const fetch = cannedFetch(provider, fetchOpts);
   const notes = [];
-  if (config === "ours" || config === "ours-nolog") {
-    const { register } = require("llm-resilience");
-    register({ startSdk: false, logLevel: config === "ours" ? "info" : "silent", ...registerOpts });
+  if (config.startsWith("ours")) {
+    // BENCH_LLMR: another build of the package (a directory with dist/), to compare two versions.
+    const dist = process.env.BENCH_LLMR ? join(process.env.BENCH_LLMR, "dist") : join(ROOT, "dist");
+    const { register } = require(join(dist, "index.js"));
+    const off = new Set(config === "ours-bare" ? ["log", "body", "metrics", "spans", "policies"] : [config.slice(7)]);
+    ablate(dist, off, otel, notes);
+    register({
+      startSdk: false,
+      logLevel: off.has("log") ? "silent" : "info",
+      ...(off.has("policies") ? { breaker: false, retryBudget: false } : {}),
+      ...registerOpts,
+    });
   }
   if (provider === "openai") {
     const mod = require("openai");
     if (config === "otel-contrib") {
       const { OpenAIInstrumentation } = require("@opentelemetry/instrumentation-openai");
       const inst = new OpenAIInstrumentation();
+      // As registerInstrumentations() would: without it its metric instruments stay undefined (its class
+      // fields are initialised after the base constructor created them) and streamed calls throw.
+      inst.setTracerProvider(otel.tp);
+      inst.setMeterProvider(otel.mp);
       // Its module definition declares openai ">=4.19.0 <7" and so skips openai 7: apply its patch by hand.
       const [def] = inst.getModuleDefinitions();
       def.patch(mod, JSON.parse(readFileSync(join(ROOT, "node_modules/openai/package.json"), "utf8")).version);
@@ -168,23 +180,21 @@ export function makeClient(provider, config, fetchOpts = {}, registerOpts = {}) 
     } else if (config === "traceloop") {
       const { OpenAIInstrumentation } = require("@traceloop/instrumentation-openai");
       const inst = new OpenAIInstrumentation();
+      inst.setTracerProvider(otel.tp);
       inst.manuallyInstrument(mod.OpenAI);
       notes.push("manuallyInstrument(OpenAI); default config (traceContent on)");
     }
     const client = new mod.OpenAI({ apiKey: "sk-bench", baseURL: "https://api.openai.com/v1", fetch });
     const body = { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hi" }] };
-    return {
-      otel,
-      notes,
-      client,
-      chat: () => client.chat.completions.create(body),
-      stream: () => client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }),
-    };
+    const chat = () => client.chat.completions.create(body);
+    const stream = () => client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+    return { otel, notes, client, ...withContext(config, chat, stream) };
   }
   const mod = require("@anthropic-ai/sdk");
   if (config === "traceloop") {
     const { AnthropicInstrumentation } = require("@traceloop/instrumentation-anthropic");
     const inst = new AnthropicInstrumentation();
+    inst.setTracerProvider(otel.tp);
     try {
       inst.manuallyInstrument(mod);
       notes.push("manuallyInstrument(module)");
@@ -202,16 +212,58 @@ export function makeClient(provider, config, fetchOpts = {}, registerOpts = {}) 
     fetch,
     // raw and the peers: the SDK's own tracing off; builtin-tracing: on (default) with a provider registered;
     // ours: default (llm-resilience replaces the SDK's span with its own).
-    ...(config === "raw" || config === "traceloop" ? { openTelemetry: false } : {}),
+    ...(config === "raw" || config === "raw-ctx" || config === "traceloop" ? { openTelemetry: false } : {}),
   });
   const body = { model: "claude-haiku-4-5", max_tokens: 256, messages: [{ role: "user", content: "Say hi" }] };
-  return {
-    otel,
-    notes,
-    client,
-    chat: () => client.messages.create(body),
-    stream: () => client.messages.create({ ...body, stream: true }),
-  };
+  const chat = () => client.messages.create(body);
+  const stream = () => client.messages.create({ ...body, stream: true });
+  return { otel, notes, client, ...withContext(config, chat, stream) };
+}
+
+/**
+ * "raw-ctx": the raw SDK, each call run inside `context.with()` of a context holding a span — what any
+ * OpenTelemetry instrumentation does. On Node 20 the AsyncLocalStorage context manager then turns on
+ * async_hooks promise hooks for the whole process; this row isolates that cost from the rest.
+ */
+function withContext(config, chat, stream) {
+  if (config !== "raw-ctx") return { chat, stream };
+  const { context, trace } = require("@opentelemetry/api");
+  const span = trace.getTracer("bench").startSpan("bench parent");
+  const ctx = trace.setSpan(context.active(), span);
+  return { chat: () => context.with(ctx, chat), stream: () => context.with(ctx, stream) };
+}
+
+/**
+ * Ablations (part "ablation"): switch one piece of llm-resilience off inside the benchmark process, to
+ * price each piece. Nothing in src/ changes; the built modules are patched in memory.
+ *   ours-nolog      logLevel silent (no log line per call)
+ *   ours-nobody     InstrumentedCall.prototype.watchBody a no-op (no per-response body watchers)
+ *   ours-nometrics  getInstruments() returns no-op instruments (no metric records)
+ *   ours-nospans    our tracer scope gets a never-sampling tracer (spans created non-recording)
+ *   ours-nopolicies breaker and retry budget off
+ *   ours-bare       all of the above
+ */
+function ablate(dist, off, otel, notes) {
+  if (off.has("body")) {
+    const { InstrumentedCall } = require(join(dist, "call/instrumented-call.js"));
+    InstrumentedCall.prototype.watchBody = function () {};
+    notes.push("watchBody disabled");
+  }
+  if (off.has("metrics")) {
+    const noop = { add() {}, record() {} };
+    const inst = require(join(dist, "telemetry/instruments.js"));
+    const all = new Proxy({}, { get: () => noop });
+    inst.getInstruments = () => all;
+    notes.push("metric instruments replaced by no-ops");
+  }
+  if (off.has("spans")) {
+    const { SCOPE } = require(join(dist, "version.js"));
+    const { BasicTracerProvider, AlwaysOffSampler } = require("@opentelemetry/sdk-trace-base");
+    const offTp = new BasicTracerProvider({ sampler: new AlwaysOffSampler() });
+    const getTracer = otel.tp.getTracer.bind(otel.tp);
+    otel.tp.getTracer = (name, ...rest) => (name === SCOPE ? offTp.getTracer(name, ...rest) : getTracer(name, ...rest));
+    notes.push("our spans not sampled (AlwaysOffSampler for our tracer scope)");
+  }
 }
 
 /** Consumes a streamed call; returns the number of chunks seen. */

@@ -1,0 +1,572 @@
+#!/usr/bin/env node
+// Benchmark entry (`npm run bench` builds first): runs every part, one configuration per child process,
+// prints one table per part and writes them as markdown to bench/results/latest.md (raw numbers in
+// bench/results/latest.json).
+//
+//   node bench/run.mjs [--part overhead|ablation|profile|streaming|faults|scale|all] [--rounds N] [--quick]
+//                      [--seq-calls N | --full] [--out FILE]
+//
+// --quick: fewer rounds and shorter measurements (a smoke run, numbers are rough).
+// --full : part 4 runs the full 1,000,000 sequential calls (default 100,000, to keep `npm run bench`
+//          under ~10 minutes on a 2-core machine; the heap is sampled every n/10 calls either way).
+import { spawn, execFileSync } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, "..");
+const RESULTS = join(HERE, "results");
+mkdirSync(RESULTS, { recursive: true });
+
+// ------------------------------------------------------------------ arguments
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
+};
+const PARTS = ["overhead", "ablation", "profile", "streaming", "faults", "scale"];
+const partArg = opt("--part", "all");
+const parts = partArg === "all" ? PARTS : partArg.split(",");
+for (const p of parts) if (!PARTS.includes(p)) throw new Error(`--part: unknown part "${p}" (one of ${PARTS.join(", ")}, all)`);
+const QUICK = flag("--quick");
+const ROUNDS = Number(opt("--rounds", QUICK ? 2 : 4));
+const SEQ_CALLS = Number(opt("--seq-calls", flag("--full") ? 1_000_000 : QUICK ? 20_000 : 100_000));
+const OUT = opt("--out", join(RESULTS, "latest.md"));
+
+// ------------------------------------------------------------------ child processes
+
+const PAYLOADS = join(RESULTS, "payloads.tmp");
+let jobSeq = 0;
+
+/** Runs one child (stdout to /dev/null, so pino lines cost a real write), returns its JSON result. */
+function runChild(nodeArgs, { timeoutMs = 180_000, label } = {}) {
+  const out = join(RESULTS, `job-${process.pid}-${jobSeq++}.tmp`);
+  const devnull = openSync("/dev/null", "w");
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, nodeArgs, {
+      cwd: ROOT,
+      stdio: ["ignore", devnull, "pipe"],
+      env: { ...process.env, BENCH_OUT: out, BENCH_PAYLOADS: PAYLOADS, OTEL_SDK_DISABLED: undefined, LLM_RESILIENCE_DISABLED: undefined },
+    });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-8000)));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      closeSync(devnull);
+      if (code === 0 && existsSync(out)) {
+        const r = JSON.parse(readFileSync(out, "utf8"));
+        rmSync(out, { force: true });
+        resolve(r);
+      } else {
+        rmSync(out, { force: true });
+        reject(new Error(`${label ?? nodeArgs.join(" ")} failed (code ${code}, signal ${signal}):\n${stderr}`));
+      }
+    });
+  });
+}
+
+const log = (...a) => console.error(...a);
+const t0 = Date.now();
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0)}s`;
+
+// ------------------------------------------------------------------ formatting
+
+const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
+const pct = (x, d = 0) => (Number.isFinite(x) ? `${(x * 100).toFixed(d)}%` : "–");
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = (s.length - 1) / 2;
+  return (s[Math.floor(m)] + s[Math.ceil(m)]) / 2;
+};
+function table(headers, rows, align) {
+  const a = align ?? headers.map((_, i) => (i === 0 ? "l" : "r"));
+  const sep = a.map((x) => (x === "l" ? ":--" : "--:"));
+  return [headers, sep, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+}
+
+const sections = [];
+const raw = {};
+
+// ------------------------------------------------------------------ part 1: overhead
+
+const CONFIGS = {
+  openai: ["raw", "raw-ctx", "ours", "ours-nolog", "otel-contrib", "traceloop"],
+  anthropic: ["raw", "raw-ctx", "builtin-tracing", "ours", "ours-nolog", "traceloop"],
+};
+const CONFIG_LABEL = {
+  openai: {
+    raw: "openai SDK alone",
+    "raw-ctx": "SDK alone, each call in context.with() (reference: context propagation only)",
+    ours: "+ llm-resilience",
+    "ours-nolog": "+ llm-resilience, log line off (logLevel silent)",
+    "otel-contrib": "+ @opentelemetry/instrumentation-openai (forced onto v7)",
+    traceloop: "+ @traceloop/instrumentation-openai (manuallyInstrument)",
+  },
+  anthropic: {
+    raw: "anthropic SDK alone (built-in tracing off)",
+    "raw-ctx": "SDK alone, each call in context.with() (reference: context propagation only)",
+    "builtin-tracing": "anthropic SDK, built-in tracing on",
+    ours: "+ llm-resilience",
+    "ours-nolog": "+ llm-resilience, log line off (logLevel silent)",
+    traceloop: "+ @traceloop/instrumentation-anthropic (Messages patched by hand)",
+  },
+};
+const PEERS = ["otel-contrib", "traceloop", "builtin-tracing"];
+
+async function partOverhead() {
+  const measureMs = QUICK ? 300 : 500;
+  const jobs = [];
+  for (const provider of Object.keys(CONFIGS))
+    for (const workload of ["chat", "stream"]) for (const config of CONFIGS[provider]) jobs.push({ provider, workload, config });
+  const results = new Map(jobs.map((j) => [key(j), []]));
+  function key(j) {
+    return `${j.provider}/${j.workload}/${j.config}`;
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    // Interleaved: every configuration once per round, the order rotated from round to round.
+    const order = jobs.map((_, i) => jobs[(i + r * 7) % jobs.length]);
+    for (const j of order) {
+      const res = await runChild(["bench/overhead/child.mjs", j.provider, j.config, j.workload, String(measureMs)], { label: key(j) });
+      results.get(key(j)).push(res);
+    }
+    log(`[overhead] round ${r + 1}/${ROUNDS} done (${elapsed()}, load ${loadavg()[0].toFixed(1)})`);
+  }
+  raw.overhead = Object.fromEntries(results);
+
+  const out = [];
+  const summary = [];
+  for (const provider of Object.keys(CONFIGS))
+    for (const workload of ["chat", "stream"]) {
+      const stat = (config) => {
+        const rs = results.get(key({ provider, workload, config }));
+        const meds = rs.map((x) => x.usPerCall);
+        return {
+          med: median(meds),
+          min: Math.min(...meds),
+          max: Math.max(...meds),
+          best: Math.min(...rs.map((x) => x.bestUsPerCall)),
+          spans: median(rs.map((x) => x.spansPerCall)),
+        };
+      };
+      const base = stat("raw");
+      const ours = stat("ours");
+      const rows = CONFIGS[provider].map((config) => {
+        const s = config === "raw" ? base : config === "ours" ? ours : stat(config);
+        const added = s.med - base.med;
+        const addedBest = s.best - base.best;
+        const isRef = config === "raw" || config === "ours" || config === "raw-ctx" || config === "ours-nolog";
+        return [
+          CONFIG_LABEL[provider][config],
+          `${f(s.med)} (${f(s.min)}–${f(s.max)})`,
+          config === "raw" ? "–" : `${f(added)} (${pct(added / base.med)})`,
+          isRef ? "–" : `${f(added / (ours.med - base.med), 2)}×`,
+          f(s.best),
+          config === "raw" ? "–" : `${f(addedBest)} (${pct(addedBest / base.best)})`,
+          isRef ? "–" : `${f(addedBest / (ours.best - base.best), 2)}×`,
+          f(s.spans, 2),
+        ];
+      });
+      out.push(
+        `#### ${provider}, ${workload === "chat" ? "non-streaming chat" : "streamed chat, 200 chunks"}\n\n` +
+          table(
+            ["configuration", "µs/call: median (min–max of round medians)", "added µs (% of raw)", "peer added ÷ ours added", "µs/call: fastest batch", "added µs, fastest (% of raw)", "peer ÷ ours, fastest", "spans/call"],
+            rows,
+          ),
+      );
+      const nolog = stat("ours-nolog");
+      const ctx = stat("raw-ctx");
+      const peers = CONFIGS[provider]
+        .filter((c) => PEERS.includes(c))
+        .map((c) => ({ c, added: stat(c).med - base.med, addedBest: stat(c).best - base.best }));
+      summary.push({
+        provider,
+        workload,
+        raw: base.med,
+        rawBest: base.best,
+        oursAdded: ours.med - base.med,
+        oursAddedBest: ours.best - base.best,
+        logCost: ours.med - nolog.med,
+        logCostBest: ours.best - nolog.best,
+        ctxFloor: ctx.med - base.med,
+        ctxFloorBest: ctx.best - base.best,
+        peers,
+      });
+    }
+  raw.overheadSummary = summary;
+  const ok = (b) => (b ? "✅" : "❌");
+  const targetRows = summary.map((s) => [
+    `${s.provider} ${s.workload}`,
+    `${f(s.oursAdded)} µs = ${pct(s.oursAdded / s.raw)} ${ok(s.oursAdded <= 0.15 * s.raw)} · fastest: ${f(s.oursAddedBest)} µs = ${pct(s.oursAddedBest / s.rawBest)} ${ok(s.oursAddedBest <= 0.15 * s.rawBest)}`,
+    s.peers
+      .map((p) => `${p.c}: ours = ${pct(s.oursAdded / p.added)} of its ${f(p.added)} µs ${ok(s.oursAdded <= p.added / 4)} · fastest ${pct(s.oursAddedBest / p.addedBest)} ${ok(s.oursAddedBest <= p.addedBest / 4)}`)
+      .join("<br>"),
+    `${f(s.logCost)} · ${f(s.logCostBest)}`,
+    `${f(s.ctxFloor)} · ${f(s.ctxFloorBest)}`,
+  ]);
+  sections.push({
+    title: "1. Overhead per call (in-process, canned fetch)",
+    body:
+      `${ROUNDS} rounds × every configuration, each run in its own process, interleaved (the order rotates each round); per process: warm-up (2,500 calls, 150 for streams, the same for every configuration), then 16 batches of sequential awaited calls (~0.5 s in all). "median" = median over rounds of each process's median batch, with the min–max of those round medians; "fastest batch" = the fastest batch seen in any round, the number least disturbed by other work on the machine. "added" = configuration − raw SDK (same provider, same workload); "peer added ÷ ours added" > 1 means the peer adds more than we do. Every configuration has the same OpenTelemetry SDK registered (NodeTracerProvider + BatchSpanProcessor, MeterProvider + PeriodicExportingMetricReader 1 s, dropping exporters); stdout is /dev/null, so our default pino logger really writes its line. Spans/call counts what reached the exporter.\n\n` +
+      out.join("\n\n") +
+      "\n\n#### Targets: ours added ≤ 15% of the raw call, and ≤ 1/4 of each peer's added cost (median · fastest)\n\n" +
+      table(["workload", "ours added (target ≤ 15% of raw)", "vs peers (target ≤ 25% of theirs)", "our log line µs (ours − log off)", "context.with floor µs (raw-ctx − raw)"], targetRows, ["l", "l", "l", "r", "r"]),
+  });
+}
+
+// ------------------------------------------------------------------ part 1c: ablation
+
+async function partAblation() {
+  const rounds = QUICK ? 1 : 2;
+  const variants = ["raw", "raw-ctx", "ours", "ours-nolog", "ours-nobody", "ours-nometrics", "ours-nospans", "ours-nopolicies", "ours-bare"];
+  const label = {
+    raw: "openai SDK alone",
+    "raw-ctx": "SDK alone in context.with() (context propagation only)",
+    ours: "+ llm-resilience (everything on)",
+    "ours-nolog": "… without the log line (logLevel silent)",
+    "ours-nobody": "… without the response-body watchers (watchBody no-op)",
+    "ours-nometrics": "… without metric records (no-op instruments)",
+    "ours-nospans": "… with our spans not sampled (AlwaysOffSampler for our scope)",
+    "ours-nopolicies": "… without breaker and retry budget",
+    "ours-bare": "… with all five off (the patching, the attempt loop and context.with remain)",
+  };
+  const results = new Map(variants.map((v) => [v, []]));
+  for (let r = 0; r < rounds; r++) {
+    const order = variants.map((_, i) => variants[(i + r * 4) % variants.length]);
+    for (const v of order) results.get(v).push(await runChild(["bench/overhead/child.mjs", "openai", v, "chat", QUICK ? "300" : "500"], { label: `ablation ${v}` }));
+    log(`[ablation] round ${r + 1}/${rounds} done (${elapsed()}, load ${loadavg()[0].toFixed(1)})`);
+  }
+  raw.ablation = Object.fromEntries(results);
+  const st = (v) => ({ med: median(results.get(v).map((x) => x.usPerCall)), best: Math.min(...results.get(v).map((x) => x.bestUsPerCall)) });
+  const ours = st("ours");
+  const base = st("raw");
+  const rows = variants.map((v) => {
+    const s = st(v);
+    return [
+      label[v],
+      f(s.med),
+      f(s.best),
+      v === "raw" ? "–" : `${f(s.best - base.best)}`,
+      v.startsWith("ours-") ? `${f(ours.best - s.best)} (${pct((ours.best - s.best) / (ours.best - base.best))} of our added)` : "–",
+    ];
+  });
+  sections.push({
+    title: "1c. What each piece of llm-resilience costs (openai non-streaming chat, ablation)",
+    body:
+      `Each variant switches one piece off inside the benchmark process (the built modules are patched in memory; src/ untouched), ${rounds} interleaved rounds, one process per variant and round. Savings are computed on the fastest batches (least noise); with noise of tens of µs, read them as ±30 µs.\n\n` +
+      table(["variant", "µs/call median", "µs/call fastest", "added vs raw (fastest)", "saving vs everything on (fastest)"], rows),
+  });
+}
+
+// ------------------------------------------------------------------ part 1b: where our added time goes
+
+async function partProfile() {
+  const { breakdown } = await import("./lib/cpuprofile-top.mjs");
+  const cases = [
+    { provider: "openai", workload: "chat", calls: QUICK ? 1500 : 5000 },
+    { provider: "openai", workload: "stream", calls: QUICK ? 100 : 400 },
+    { provider: "anthropic", workload: "stream", calls: QUICK ? 100 : 400 },
+  ];
+  const configs = ["raw", "raw-ctx", "ours"];
+  const out = [];
+  raw.profile = {};
+  for (const c of cases) {
+    const prof = {};
+    for (const config of configs) {
+      const file = join(RESULTS, `profile-${c.provider}-${c.workload}-${config}.cpuprofile.tmp`);
+      const r = await runChild(["bench/overhead/profile-child.mjs", c.provider, config, c.workload, String(c.calls), file], { label: `profile ${config}` });
+      prof[config] = { ...breakdown(file, c.calls), usPerCall: r.usPerCall };
+      rmSync(file, { force: true });
+    }
+    const sum = (m) => [...m.values()].reduce((a, b) => a + b, 0);
+    const groups = [...new Set(configs.flatMap((k) => [...prof[k].groups.keys()]))]
+      .map((g) => [g, ...configs.map((k) => prof[k].groups.get(g) ?? 0)])
+      .map(([g, a, b, o]) => ({ g, a, b, o, d: o - a }))
+      .filter((x) => Math.abs(x.d) >= 0.5 || Math.abs(x.b - x.a) >= 0.5)
+      .sort((x, y) => y.d - x.d);
+    const rowsG = groups.map((x) => [x.g, f(x.a), f(x.b), f(x.o), f(x.d)]);
+    rowsG.push(["**total sampled**", ...configs.map((k) => f(sum(prof[k].groups))), f(sum(prof.ours.groups) - sum(prof.raw.groups))]);
+    const ours = [...prof.ours.frames].filter(([, v]) => v.group === "llm-resilience (dist)").sort((a, b) => b[1].us - a[1].us).slice(0, 12);
+    const deps = [...prof.ours.frames]
+      .filter(([k, v]) => /^(@opentelemetry|pino|sonic-boom|node: async_hooks)/.test(v.group) || /^writeString /.test(k))
+      .sort((a, b) => b[1].us - a[1].us)
+      .slice(0, 12);
+    const per = c.workload === "stream" ? " (per 200-chunk call)" : "";
+    out.push(
+      `#### ${c.provider} ${c.workload}: self time in µs per call${per}, by package
+
+` +
+        table(["package", "raw SDK", "raw SDK in context.with (ALS on)", "+ llm-resilience", "ours − raw"], rowsG) +
+        `
+
+Top self-time frames in our code (µs per call): ${ours.map(([k, v]) => `\`${k}\` ${f(v.us, 2)}`).join(", ")}.
+
+` +
+        `Top frames of the libraries we call (µs per call): ${deps.map(([k, v]) => `\`${k}\` ${f(v.us, 2)}`).join(", ")}.`,
+    );
+    raw.profile[`${c.provider}/${c.workload}`] = { groups, usPerCall: Object.fromEntries(configs.map((k) => [k, prof[k].usPerCall])) };
+    log(`[profile] ${c.provider} ${c.workload} done (${elapsed()})`);
+  }
+  sections.push({
+    title: "1b. Where the added time goes (CPU profiles of the measured loop)",
+    body:
+      "V8 CPU profile (inspector, 100 µs sampling) of the measured loop only, after warm-up; self time summed per package and divided by the calls. \"raw SDK in context.with\" runs each raw call inside `context.with()` of a span context, as every OpenTelemetry instrumentation does: on Node 20 that switches on AsyncLocalStorage's async_hooks promise hooks for every promise in the process (the SDK's own included), a cost no instrumentation that propagates context can avoid there. Profiles inflate every number by the sampling overhead; compare rows, not absolute values with part 1.\n\n" +
+      out.join("\n\n"),
+  });
+}
+
+// ------------------------------------------------------------------ part 2: streaming
+
+async function partStreaming() {
+  const chunks = QUICK ? 20_000 : 100_000;
+  const rounds = QUICK ? 1 : 2;
+  const jobs = [];
+  for (const provider of ["openai", "anthropic"]) for (const config of ["raw", "ours"]) jobs.push({ provider, config });
+  const results = new Map(jobs.map((j) => [`${j.provider}/${j.config}`, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const j of r % 2 ? [...jobs].reverse() : jobs) {
+      const res = await runChild(["--expose-gc", "bench/streaming/child.mjs", j.provider, j.config, String(chunks), QUICK ? "200" : "400"], {
+        label: `streaming ${j.provider}/${j.config}`,
+      });
+      results.get(`${j.provider}/${j.config}`).push(res);
+    }
+    log(`[streaming] round ${r + 1}/${rounds} done (${elapsed()}, load ${loadavg()[0].toFixed(1)})`);
+  }
+  raw.streaming = Object.fromEntries(results);
+  const rows = [];
+  for (const provider of ["openai", "anthropic"]) {
+    const get = (config) => {
+      const rs = results.get(`${provider}/${config}`);
+      const last = rs[rs.length - 1];
+      return {
+        chunk: median(rs.map((x) => x.usPerChunk)),
+        chunkMin: Math.min(...rs.map((x) => x.usPerChunk)),
+        chunkMax: Math.max(...rs.map((x) => x.usPerChunk)),
+        ttfc: median(rs.map((x) => x.ttfcP50Us)),
+        heap: last.heapMB,
+        growth: Math.max(...rs.map((x) => x.heapMB[x.heapMB.length - 2] - x.heapMB[1])),
+        spread: Math.max(...rs.map((x) => Math.max(...x.heapMB.slice(1, -1)) - Math.min(...x.heapMB.slice(1, -1)))),
+        n: last.chunks,
+      };
+    };
+    const r0 = get("raw");
+    for (const config of ["raw", "ours"]) {
+      const s = get(config);
+      rows.push([
+        `${provider} ${config === "raw" ? "SDK alone" : "+ llm-resilience"}`,
+        `${f(s.chunk, 2)} (${f(s.chunkMin, 2)}–${f(s.chunkMax, 2)})`,
+        config === "raw" ? "–" : f(s.chunk - r0.chunk, 2),
+        f(s.ttfc, 0),
+        config === "raw" ? "–" : f(s.ttfc - r0.ttfc, 0),
+        `${f(s.heap[0])} / ${f(s.heap[5])} / ${f(s.heap[s.heap.length - 2])} / ${f(s.heap[s.heap.length - 1])}`,
+        `${f(s.growth, 2)} (band ${f(s.spread, 2)})`,
+      ]);
+    }
+  }
+  sections.push({
+    title: `2. Streaming (${chunks.toLocaleString("en")}-chunk stream, in-process)`,
+    body:
+      `${rounds} rounds × {raw, ours} per provider, one process each. µs/chunk: one ${chunks.toLocaleString("en")}-chunk stream consumed with \`for await\` (median of 2 timed streams after a warm-up stream; the fetch generates SSE frames lazily, one per read). TTFC: \`create()\` called → first chunk in the consumer's hands, p50 over 200-chunk streams. Heap: \`heapUsed\` after a forced GC, before the stream / at 50% / at 100% of the chunks / after it ended — a flat line means nothing is buffered per chunk.\n\n` +
+      table(["configuration", "µs/chunk median (min–max)", "added µs/chunk", "TTFC p50 µs", "added TTFC µs", "heap MB: start / 50% / 100% / after", "heap growth 10%→100% MB"], rows),
+  });
+}
+
+// ------------------------------------------------------------------ part 3: faults
+
+async function partFaults() {
+  const rounds = QUICK ? 1 : 2;
+  const configs = ["sdk", "cockatiel", "ours"];
+  const results = new Map(configs.map((c) => [c, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const c of r % 2 ? [...configs].reverse() : configs) {
+      results.get(c).push(await runChild(["--import", "tsx", "bench/faults/child.mts", c, "20"], { label: `faults ${c}` }));
+    }
+    log(`[faults] round ${r + 1}/${rounds} done (${elapsed()}, load ${loadavg()[0].toFixed(1)})`);
+  }
+  raw.faults = Object.fromEntries(results);
+  const label = {
+    sdk: "openai SDK built-in retries (maxRetries 2)",
+    cockatiel: "cockatiel retry + breaker (SDK maxRetries 0)",
+    ours: "llm-resilience",
+  };
+  const agg = (rs, k) => median(rs.map((x) => x[k]));
+  const rows = configs.map((c) => {
+    const rs = results.get(c);
+    const per = (k, d = 0) => rs.map((x) => f(x[k], d)).join(" / ");
+    const pr = (k) => rs.map((x) => pct(x[k], 1)).join(" / ");
+    return [
+      label[c],
+      per("calls"),
+      pr("successRate"),
+      pr("successRateOutsideOutage"),
+      per("requestsInOutage"),
+      per("retries"),
+      `${per("p50ms")} ; ${per("p99ms")}`,
+      per("failP50ms", 1),
+      per("recoveryMs"),
+    ];
+  });
+  const s = results.get("sdk")[0].schedule;
+  const errs = configs
+    .map((c) => `- ${label[c]}: errors ${results.get(c).map((x) => JSON.stringify(x.errors)).join(" / ")}; per phase ok/calls (healthy, storm, outage, after) ${results
+      .get(c)
+      .map((x) => ["healthy", "storm", "outage", "after"].map((p) => `${x.phaseOk[p]}/${x.phaseCalls[p]}`).join(", "))
+      .join(" | ")}. ${results.get(c)[0].notes.join(" ")}`)
+    .join("\n");
+  const best = Math.max(agg(results.get("sdk"), "successRate"), agg(results.get("cockatiel"), "successRate"));
+  const bestOutside = Math.max(agg(results.get("sdk"), "successRateOutsideOutage"), agg(results.get("cockatiel"), "successRateOutsideOutage"));
+  const ours = results.get("ours");
+  const peerReqMax = Math.max(agg(results.get("sdk"), "requestsInOutage"), agg(results.get("cockatiel"), "requestsInOutage"));
+  const sdkReq = agg(results.get("sdk"), "requestsInOutage");
+  raw.faultsTargets = { best, bestOutside, oursRate: agg(ours, "successRate"), oursOutside: agg(ours, "successRateOutsideOutage"), sdkReq, peerReqMax };
+  sections.push({
+    title: "3. Resilience under faults (fake provider, real HTTP on 127.0.0.1)",
+    body:
+      `Schedule (ms from start): healthy 0–${s.stormAt}; 429 storm ${s.stormAt}–${s.outageAt} (the provider admits ${s.stormCapacity} requests per ${s.stormWindowMs} ms window, the rest get 429 + \`retry-after-ms: ${s.stormWindowMs}\`); hard outage of \`${s.model}\` ${s.outageAt}–${s.recoverAt} (every request → 503); recovered ${s.recoverAt}–${s.endAt}. Provider latency ${s.latencyMs} ms. 20 concurrent callers, each starting at most one call per 100 ms slot until the end. ${rounds} run(s) per configuration, each in its own process (values listed per run, "a / b"). Requests are counted by the provider (each call carries an id header); "retries" = requests beyond the first of each call; recovery = provider recovered → first successful call completes.\n\n` +
+      table(
+        ["configuration", "calls", "success rate", "success, calls not started in the outage", "requests into the outage", "retries sent", "latency p50 ; p99 ms", "failed call p50 ms", "recovery ms"],
+        rows,
+      ) +
+      `\n\n${errs}\n\nTargets: success rate ≥ best peer (${pct(best, 1)} overall, ${pct(bestOutside, 1)} outside the outage) → ours ${pct(agg(ours, "successRate"), 1)} / ${pct(agg(ours, "successRateOutsideOutage"), 1)}; requests into the outage ≤ 1/5 of the SDK's (${f(sdkReq, 0)}) → ours ${f(agg(ours, "requestsInOutage"), 0)}; recovery ≤ one breaker cooldown (500 ms) → ours ${ours.map((x) => f(x.recoveryMs, 0)).join(" / ")} ms.`,
+  });
+}
+
+// ------------------------------------------------------------------ part 4: scale
+
+async function partScale() {
+  const inflight = {};
+  for (const config of ["raw", "ours"]) {
+    inflight[config] = await runChild(["--expose-gc", "bench/scale/child.mjs", "openai", config, "inflight", "10000", "2"], {
+      label: `scale inflight ${config}`,
+      timeoutMs: 300_000,
+    });
+    log(`[scale] 10k in flight ${config} done (${elapsed()})`);
+  }
+  const seq = await runChild(["--expose-gc", "bench/scale/child.mjs", "openai", "ours", "sequential", String(SEQ_CALLS)], {
+    label: "scale sequential",
+    timeoutMs: 3_600_000,
+  });
+  log(`[scale] ${SEQ_CALLS} sequential done (${elapsed()})`);
+  raw.scale = { inflight, seq };
+  const eldS = (e) => `${f(e.p50ms, 1)} / ${f(e.p99ms, 1)} / ${f(e.maxMs, 0)}`;
+  const rows1 = ["raw", "ours"].map((c) => {
+    const r = inflight[c];
+    return [
+      c === "raw" ? "openai SDK alone" : "+ llm-resilience",
+      f(r.baseline.heapMB),
+      r.bursts.map((b) => f(b.heapInFlightMB)).join(" / "),
+      f(((median(r.bursts.map((b) => b.heapInFlightMB)) - r.baseline.heapMB) * 1024) / r.n, 1),
+      r.bursts.map((b) => f(b.after.heapMB)).join(" / "),
+      f(r.final.heapMB),
+      r.bursts.map((b) => f(b.launchMs, 0)).join(" / "),
+      r.bursts.map((b) => f(b.totalMs / 1000, 1)).join(" / "),
+      eldS(r.baseline.eld),
+      r.bursts.map((b) => eldS(b.during)).join("<br>"),
+      eldS(r.final.eld),
+      r.bursts.reduce((a, b) => a + b.failed, 0),
+    ];
+  });
+  const heaps = seq.samples.map((s) => s.heapMB);
+  const rows2 = [
+    [
+      `+ llm-resilience, ${seq.n.toLocaleString("en")} sequential calls`,
+      f(seq.usPerCall),
+      f(seq.baseline.heapMB),
+      seq.samples.map((s) => f(s.heapMB)).join(" "),
+      f(Math.max(...heaps) - Math.min(...heaps), 2),
+      f(seq.final.heapMB),
+      eldS(seq.baseline.eld),
+      eldS(seq.during),
+      eldS(seq.final.eld),
+      `${f(seq.spansExported / (seq.n + 2000), 2)}`,
+    ],
+  ];
+  sections.push({
+    title: "4. Scale (canned fetch, in-process)",
+    body:
+      "**10,000 calls in flight at once** (non-streaming chat; the fetch holds every call 1 s, then answers them spread over the next 4 s, ~2,500/s). 2 bursts in one process; heap = `heapUsed` after forced GC; event-loop delay (`monitorEventLoopDelay`, 1 ms resolution) p50 / p99 / max in ms.\n\n" +
+      table(
+        ["configuration", "heap before MB", "heap, 10k in flight MB", "KB per in-flight call", "heap after each burst MB", "heap at end MB", "launch 10k ms", "burst total s", "ELD before", "ELD during (per burst)", "ELD after", "failed"],
+        rows1,
+      ) +
+      `\n\n**${seq.n.toLocaleString("en")} sequential calls** (one process; heap after forced GC every ${(seq.n / 10).toLocaleString("en")} calls).\n\n` +
+      table(["run", "µs/call", "heap before MB", "heap every 10% MB", "heap range MB", "heap at end MB", "ELD before", "ELD during", "ELD after", "spans/call exported"], rows2),
+  });
+}
+
+// ------------------------------------------------------------------ main
+
+function versions() {
+  const v = (p) => {
+    try {
+      return JSON.parse(readFileSync(join(ROOT, "node_modules", p, "package.json"), "utf8")).version;
+    } catch {
+      return "not installed";
+    }
+  };
+  const pkgs = [
+    "openai",
+    "@anthropic-ai/sdk",
+    "@opentelemetry/api",
+    "@opentelemetry/sdk-trace-node",
+    "@opentelemetry/sdk-metrics",
+    "pino",
+    "@opentelemetry/instrumentation-openai",
+    "@traceloop/instrumentation-openai",
+    "@traceloop/instrumentation-anthropic",
+    "cockatiel",
+  ];
+  const self = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
+  return [`llm-resilience ${self}`, ...pkgs.map((p) => `${p} ${v(p)}`)].join(", ");
+}
+
+function machine() {
+  let model = cpus()[0]?.model ?? "unknown";
+  try {
+    model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? model;
+  } catch {}
+  let nproc = String(cpus().length);
+  try {
+    nproc = execFileSync("nproc", { encoding: "utf8" }).trim();
+  } catch {}
+  return { model, nproc };
+}
+
+async function main() {
+  log(`generating canned payloads from test/fake-provider ...`);
+  execFileSync(process.execPath, ["--import", "tsx", "bench/lib/gen-payloads.ts", PAYLOADS], { cwd: ROOT, stdio: "inherit" });
+  if (!existsSync(join(ROOT, "dist/index.js"))) throw new Error("dist/ is missing: run `npm run build` (or `npm run bench`)");
+  const loadBefore = loadavg();
+  const started = new Date();
+  for (const p of parts) {
+    log(`== part ${p} (${elapsed()})`);
+    if (p === "overhead") await partOverhead();
+    if (p === "ablation") await partAblation();
+    if (p === "profile") await partProfile();
+    if (p === "streaming") await partStreaming();
+    if (p === "faults") await partFaults();
+    if (p === "scale") await partScale();
+  }
+  const loadAfter = loadavg();
+  const m = machine();
+  const header =
+    `# llm-resilience benchmark results\n\n` +
+    `- date: ${started.toISOString()}, duration ${elapsed()}, command: \`node bench/run.mjs ${argv.join(" ")}\`\n` +
+    `- machine: ${m.nproc} CPUs (\`nproc\`), ${m.model}; Node ${process.version}\n` +
+    `- load average (1/5/15 min) before: ${loadBefore.map((x) => x.toFixed(2)).join(" ")}, after: ${loadAfter.map((x) => x.toFixed(2)).join(" ")} — anything above ~0.5 means other work shared the CPUs (noise)\n` +
+    `- versions: ${versions()}\n`;
+  const md = [header, ...sections.map((s) => `## ${s.title}\n\n${s.body}\n`)].join("\n");
+  writeFileSync(OUT, md);
+  writeFileSync(OUT.replace(/\.md$/, ".json"), JSON.stringify({ argv, started, loadBefore, loadAfter, machine: m, raw }, null, 1));
+  console.log(md);
+  log(`written ${OUT} (${elapsed()})`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
