@@ -1,7 +1,7 @@
 import { context, diag, DiagLogLevel, metrics, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { MeterProvider, MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
 /** A collect-on-demand reader: tests read metrics when they want them. */
 class TestReader extends MetricReader {
@@ -25,14 +25,19 @@ let installed: TestTelemetry | undefined;
 
 /** Real OTel SDK providers registered globally, exporting to memory (the app-owned set-up case). */
 export function installTestTelemetry(): TestTelemetry {
-  if (installed) return installed;
+  installed ??= buildTelemetry([]);
+  return installed;
+}
+
+/** Real providers registered globally: the given span processors, then an in-memory exporter. */
+function buildTelemetry(processors: SpanProcessor[], onReset: () => void = () => {}): TestTelemetry {
   const spans = new InMemorySpanExporter();
-  const tp = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+  const tp = new BasicTracerProvider({ spanProcessors: [...processors, new SimpleSpanProcessor(spans)] });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   trace.setGlobalTracerProvider(tp);
   const reader = new TestReader();
   metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
-  const t: TestTelemetry = {
+  return {
     spans,
     reader,
     finished: () => spans.getFinishedSpans(),
@@ -56,10 +61,11 @@ export function installTestTelemetry(): TestTelemetry {
         }
       return total;
     },
-    reset: () => spans.reset(),
+    reset: () => {
+      spans.reset();
+      onReset();
+    },
   };
-  installed = t;
-  return t;
 }
 
 /**
@@ -99,41 +105,7 @@ export class SpanCounter {
 export function installCountingTelemetry(): { tel: TestTelemetry; counter: SpanCounter } {
   if (installed) throw new Error("installCountingTelemetry() must run before installTestTelemetry()");
   const counter = new SpanCounter();
-  const spans = new InMemorySpanExporter();
-  const tp = new BasicTracerProvider({ spanProcessors: [counter as any, new SimpleSpanProcessor(spans)] });
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  trace.setGlobalTracerProvider(tp);
-  const reader = new TestReader();
-  metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
-  installed = {
-    spans,
-    reader,
-    finished: () => spans.getFinishedSpans(),
-    logical: () => spans.getFinishedSpans().filter((s) => s.kind === 2 /* CLIENT */),
-    attemptsOf: (parent) =>
-      spans
-        .getFinishedSpans()
-        .filter((s) => s.parentSpanContext?.spanId === parent.spanContext().spanId)
-        .sort((a, b) => Number(a.attributes["llm_resilience.attempt.number"]) - Number(b.attributes["llm_resilience.attempt.number"])),
-    metrics: async () => (await reader.collect()).resourceMetrics,
-    metricValue: async (name, match = {}) => {
-      const rm = (await reader.collect()).resourceMetrics;
-      let total = 0;
-      for (const sm of rm.scopeMetrics)
-        for (const m of sm.metrics) {
-          if (m.descriptor.name !== name) continue;
-          for (const dp of m.dataPoints as any[]) {
-            if (!Object.entries(match).every(([k, v]) => dp.attributes[k] === v)) continue;
-            total += typeof dp.value === "number" ? dp.value : dp.value.count;
-          }
-        }
-      return total;
-    },
-    reset: () => {
-      spans.reset();
-      counter.reset();
-    },
-  };
+  installed = buildTelemetry([counter as unknown as SpanProcessor], () => counter.reset());
   return { tel: installed, counter };
 }
 
