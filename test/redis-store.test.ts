@@ -369,7 +369,8 @@ describe("redis store degraded mode", { skip }, () => {
       assert.equal(r.granted, true);
       for (let i = 0; i < 20; i++) await Promise.all([...bs, ...other].map((b) => b.tryAcquire()));
       assert.equal(fleet.warnings.length, 2, `one warning per store: ${fleet.warnings.join(" | ")}`);
-      assert.deepEqual(fleet.degradedCalls, [
+      // Each store reports degraded exactly once; which one notices first is up to the scheduler.
+      assert.deepEqual([...fleet.degradedCalls].sort((a, b) => Number(a[0]) - Number(b[0])), [
         [0, true],
         [1, true],
       ]);
