@@ -119,7 +119,7 @@ const CONFIG_LABEL = {
 const PEERS = ["otel-contrib", "traceloop", "builtin-tracing"];
 
 async function partOverhead() {
-  const measureMs = QUICK ? 300 : 500;
+  const measureMs = QUICK ? 300 : 400;
   const jobs = [];
   for (const provider of Object.keys(CONFIGS))
     for (const workload of ["chat", "stream"]) for (const config of CONFIGS[provider]) jobs.push({ provider, workload, config });
@@ -211,7 +211,7 @@ async function partOverhead() {
   sections.push({
     title: "1. Overhead per call (in-process, canned fetch)",
     body:
-      `${ROUNDS} rounds × every configuration, each run in its own process, interleaved (the order rotates each round); per process: warm-up (2,500 calls, 150 for streams, the same for every configuration), then 16 batches of sequential awaited calls (~0.5 s in all). "median" = median over rounds of each process's median batch, with the min–max of those round medians; "fastest batch" = the fastest batch seen in any round, the number least disturbed by other work on the machine. "added" = configuration − raw SDK (same provider, same workload); "peer added ÷ ours added" > 1 means the peer adds more than we do. Every configuration has the same OpenTelemetry SDK registered (NodeTracerProvider + BatchSpanProcessor, MeterProvider + PeriodicExportingMetricReader 1 s, dropping exporters); stdout is /dev/null, so our default pino logger really writes its line. Spans/call counts what reached the exporter.\n\n` +
+      `${ROUNDS} rounds × every configuration, each run in its own process, interleaved (the order rotates each round); per process: warm-up (2,500 calls, 150 for streams, the same for every configuration), then 16 batches of sequential awaited calls (~0.4 s in all). "median" = median over rounds of each process's median batch, with the min–max of those round medians; "fastest batch" = the fastest batch seen in any round, the number least disturbed by other work on the machine. "added" = configuration − raw SDK (same provider, same workload); "peer added ÷ ours added" > 1 means the peer adds more than we do. Every configuration has the same OpenTelemetry SDK registered (NodeTracerProvider + BatchSpanProcessor, MeterProvider + PeriodicExportingMetricReader 1 s, dropping exporters); stdout is /dev/null, so our default pino logger really writes its line. Spans/call counts what reached the exporter.\n\n` +
       out.join("\n\n") +
       "\n\n#### Targets: ours added ≤ 15% of the raw call, and ≤ 1/4 of each peer's added cost (median · fastest)\n\n" +
       table(["workload", "ours added (target ≤ 15% of raw)", "vs peers (target ≤ 25% of theirs)", "our log line µs (ours − log off)", "context.with floor µs (raw-ctx − raw)"], targetRows, ["l", "l", "l", "r", "r"]),
@@ -325,7 +325,7 @@ async function partStreaming() {
   const chunks = QUICK ? 20_000 : 100_000;
   const rounds = QUICK ? 1 : 2;
   const jobs = [];
-  for (const provider of ["openai", "anthropic"]) for (const config of ["raw", "ours"]) jobs.push({ provider, config });
+  for (const provider of ["openai", "anthropic"]) for (const config of ["raw", "raw-ctx", "ours"]) jobs.push({ provider, config });
   const results = new Map(jobs.map((j) => [`${j.provider}/${j.config}`, []]));
   for (let r = 0; r < rounds; r++) {
     for (const j of r % 2 ? [...jobs].reverse() : jobs) {
@@ -354,10 +354,10 @@ async function partStreaming() {
       };
     };
     const r0 = get("raw");
-    for (const config of ["raw", "ours"]) {
+    for (const config of ["raw", "raw-ctx", "ours"]) {
       const s = get(config);
       rows.push([
-        `${provider} ${config === "raw" ? "SDK alone" : "+ llm-resilience"}`,
+        `${provider} ${config === "raw" ? "SDK alone" : config === "raw-ctx" ? "SDK alone in context.with() (reference)" : "+ llm-resilience"}`,
         `${f(s.chunk, 2)} (${f(s.chunkMin, 2)}–${f(s.chunkMax, 2)})`,
         config === "raw" ? "–" : f(s.chunk - r0.chunk, 2),
         f(s.ttfc, 0),
@@ -370,7 +370,7 @@ async function partStreaming() {
   sections.push({
     title: `2. Streaming (${chunks.toLocaleString("en")}-chunk stream, in-process)`,
     body:
-      `${rounds} rounds × {raw, ours} per provider, one process each. µs/chunk: one ${chunks.toLocaleString("en")}-chunk stream consumed with \`for await\` (median of 2 timed streams after a warm-up stream; the fetch generates SSE frames lazily, one per read). TTFC: \`create()\` called → first chunk in the consumer's hands, p50 over 200-chunk streams. Heap: \`heapUsed\` after a forced GC, before the stream / at 50% / at 100% of the chunks / after it ended — a flat line means nothing is buffered per chunk.\n\n` +
+      `${rounds} rounds × {raw, raw in context.with(), ours} per provider, one process each. µs/chunk: a ${chunks.toLocaleString("en")}-chunk stream consumed with \`for await\` (the faster of 2 timed streams after a warm-up stream, median over rounds; the fetch generates SSE frames lazily, one per read). The reference row runs the raw SDK's stream inside \`context.with()\`: on Node 20 that alone makes every promise of the SDK's stream machinery pay AsyncLocalStorage's promise hooks. TTFC: \`create()\` called → first chunk in the consumer's hands, p50 over 200-chunk streams. Heap: \`heapUsed\` after a forced GC, before the stream / at 50% / at 100% of the chunks / after it ended — a flat line means nothing is buffered per chunk.\n\n` +
       table(["configuration", "µs/chunk median (min–max)", "added µs/chunk", "TTFC p50 µs", "added TTFC µs", "heap MB: start / 50% / 100% / after", "heap growth 10%→100% MB"], rows),
   });
 }
@@ -401,6 +401,7 @@ async function partFaults() {
     return [
       label[c],
       per("calls"),
+      per("successes"),
       pr("successRate"),
       pr("successRateOutsideOutage"),
       per("requestsInOutage"),
@@ -426,9 +427,9 @@ async function partFaults() {
   sections.push({
     title: "3. Resilience under faults (fake provider, real HTTP on 127.0.0.1)",
     body:
-      `Schedule (ms from start): healthy 0–${s.stormAt}; 429 storm ${s.stormAt}–${s.outageAt} (the provider admits ${s.stormCapacity} requests per ${s.stormWindowMs} ms window, the rest get 429 + \`retry-after-ms: ${s.stormWindowMs}\`); hard outage of \`${s.model}\` ${s.outageAt}–${s.recoverAt} (every request → 503); recovered ${s.recoverAt}–${s.endAt}. Provider latency ${s.latencyMs} ms. 20 concurrent callers, each starting at most one call per 100 ms slot until the end. ${rounds} run(s) per configuration, each in its own process (values listed per run, "a / b"). Requests are counted by the provider (each call carries an id header); "retries" = requests beyond the first of each call; recovery = provider recovered → first successful call completes.\n\n` +
+      `Schedule (ms from start): healthy 0–${s.stormAt}; 429 storm ${s.stormAt}–${s.outageAt} (the provider admits ${s.stormCapacity} requests per ${s.stormWindowMs} ms window, the rest get 429 + \`retry-after-ms: ${s.stormWindowMs}\`); hard outage of \`${s.model}\` ${s.outageAt}–${s.recoverAt} (every request → 503); recovered ${s.recoverAt}–${s.endAt}. Provider latency ${s.latencyMs} ms. 20 concurrent callers, each starting at most one call per 100 ms slot until the end. ${rounds} run(s) per configuration, each in its own process (values listed per run, "a / b"). Requests are counted by the provider (each call carries an id header); "retries" = requests beyond the first of each call; recovery = provider recovered → first successful call completes. The callers are a closed loop: a configuration that fails fast during the outage makes many more (failed) calls there than one whose calls sit in 0.5–1.5 s of SDK backoff, so "success rate" penalises failing fast; "successful calls" (goodput over the same 10 s) compares the configurations on equal terms.\n\n` +
       table(
-        ["configuration", "calls", "success rate", "success, calls not started in the outage", "requests into the outage", "retries sent", "latency p50 ; p99 ms", "failed call p50 ms", "recovery ms"],
+        ["configuration", "calls", "successful calls", "success rate", "success, calls not started in the outage", "requests into the outage", "retries sent", "latency p50 ; p99 ms", "failed call p50 ms", "recovery ms"],
         rows,
       ) +
       `\n\n${errs}\n\nTargets: success rate ≥ best peer (${pct(best, 1)} overall, ${pct(bestOutside, 1)} outside the outage) → ours ${pct(agg(ours, "successRate"), 1)} / ${pct(agg(ours, "successRateOutsideOutage"), 1)}; requests into the outage ≤ 1/5 of the SDK's (${f(sdkReq, 0)}) → ours ${f(agg(ours, "requestsInOutage"), 0)}; recovery ≤ one breaker cooldown (500 ms) → ours ${ours.map((x) => f(x.recoveryMs, 0)).join(" / ")} ms.`,
