@@ -3,7 +3,7 @@
 // prints one table per part and writes them as markdown to bench/results/latest.md (raw numbers in
 // bench/results/latest.json).
 //
-//   node bench/run.mjs [--part overhead|ablation|profile|streaming|faults|scale|all] [--rounds N] [--quick]
+//   node bench/run.mjs [--part overhead|profile|ablation|streaming|faults|scale|all] [--rounds N] [--quick]
 //                      [--seq-calls N | --full] [--out FILE]
 //
 // --quick: fewer rounds and shorter measurements (a smoke run, numbers are rough).
@@ -28,10 +28,11 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(name);
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
 };
-const PARTS = ["overhead", "ablation", "profile", "streaming", "faults", "scale"];
+const PARTS = ["overhead", "profile", "ablation", "streaming", "faults", "scale"];
 const partArg = opt("--part", "all");
-const parts = partArg === "all" ? PARTS : partArg.split(",");
-for (const p of parts) if (!PARTS.includes(p)) throw new Error(`--part: unknown part "${p}" (one of ${PARTS.join(", ")}, all)`);
+const requested = partArg === "all" ? PARTS : partArg.split(",");
+for (const p of requested) if (!PARTS.includes(p)) throw new Error(`--part: unknown part "${p}" (one of ${PARTS.join(", ")}, all)`);
+const parts = PARTS.filter((p) => requested.includes(p)); // always in report order
 const QUICK = flag("--quick");
 const ROUNDS = Number(opt("--rounds", QUICK ? 2 : 4));
 const SEQ_CALLS = Number(opt("--seq-calls", flag("--full") ? 1_000_000 : QUICK ? 20_000 : 100_000));
