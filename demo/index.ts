@@ -61,7 +61,8 @@ const TTY = process.stdout.isTTY === true;
 //    providers registered and adds its spans and metrics to them instead of starting its own SDK.
 const tel = startTelemetry();
 const story = buildStory(SCALE);
-const logger = pino({ level: "info" }, pino.destination({ dest: LOG_FILE, sync: true, append: false }));
+// debug: the per-call summary lines ("llm call") are debug; decisions (retry, fallback, breaker) are warn.
+const logger = pino({ level: "debug" }, pino.destination({ dest: LOG_FILE, sync: true, append: false }));
 register({
   logger,
   fallbacks: FALLBACKS,

@@ -15,7 +15,7 @@ let openai: OpenAI;
 let anthropic: Anthropic;
 const logLines: any[] = [];
 const logger = pino(
-  { level: "info" },
+  { level: "debug" },
   new Writable({
     write(chunk, _enc, cb) {
       for (const line of String(chunk).split("\n")) if (line) logLines.push(JSON.parse(line));
@@ -409,25 +409,38 @@ describe("configuration and logs", () => {
     assert.equal(fake.requests.length, 5);
   });
 
-  test("one info line per call with context; warn lines for retries and give-ups; never content or keys", async () => {
+  test("one summary line per call with context (debug when it succeeded, info when it failed); warn lines for retries and give-ups; never content or keys", async () => {
     const model = freshModel();
     fake.script({ match: { model }, action: { status: 429, headers: { "retry-after-ms": "1" } } });
     await openai.chat.completions.create({ model, messages: [{ role: "user", content: "SECRET-PROMPT" }] });
-    const info = logLines.filter((l) => l.level === 30);
-    assert.equal(info.length, 1);
+    const summary = logLines.filter((l) => l.msg === "llm call");
+    assert.equal(summary.length, 1);
+    assert.equal(summary[0].level, 20, "a successful call's summary is debug");
+    assert.equal(logLines.filter((l) => l.level === 30).length, 0, "nothing at info for a call that succeeded");
     const span = lastLogical();
-    assert.equal(info[0].provider, "openai");
-    assert.equal(info[0].model, model);
-    assert.equal(info[0]["tokens.input"], 11);
-    assert.equal(info[0]["tokens.output"], 7);
-    assert.equal(info[0].attempts, 2);
-    assert.equal(info[0].finish_reason, "stop");
-    assert.equal(info[0].trace_id, span.spanContext().traceId);
-    assert.equal(info[0].span_id, span.spanContext().spanId);
-    assert.equal(typeof info[0].latency_ms, "number");
+    assert.equal(summary[0].provider, "openai");
+    assert.equal(summary[0].model, model);
+    assert.equal(summary[0]["tokens.input"], 11);
+    assert.equal(summary[0]["tokens.output"], 7);
+    assert.equal(summary[0].attempts, 2);
+    assert.equal(summary[0].retries, 1);
+    assert.equal(summary[0].finish_reason, "stop");
+    assert.equal(summary[0].trace_id, span.spanContext().traceId);
+    assert.equal(summary[0].span_id, span.spanContext().spanId);
+    assert.equal(typeof summary[0].latency_ms, "number");
     const warns = logLines.filter((l) => l.level === 40);
     assert.equal(warns.length, 1);
+    assert.equal(warns[0].msg, "llm call retrying");
     assert.equal(warns[0]["error.type"], "rate_limit_error");
+
+    logLines.length = 0;
+    fake.script({ match: { model }, action: { status: 400, body: { error: { type: "invalid_request_error", message: "bad" } } } });
+    await assert.rejects(openai.chat.completions.create({ model, messages: [{ role: "user", content: "SECRET-PROMPT" }] }));
+    const failed = logLines.filter((l) => l.msg === "llm call failed");
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0].level, 30, "a failed call's summary is info");
+    assert.equal(failed[0]["error.type"], "invalid_request_error");
+    assert.equal(logLines.filter((l) => l.msg === "llm call gave up" && l.level === 40 && l.reason === "non_retryable").length, 1);
     const all = JSON.stringify(logLines);
     assert.ok(!all.includes("SECRET-PROMPT") && !all.includes("sk-test"));
   });

@@ -137,6 +137,15 @@ export function setupOtel() {
       await tp.forceFlush();
       await mp.forceFlush();
     },
+    /**
+     * The state every process with the OTel SDK reaches after its first export interval: the exporters
+     * run inside `context.with(suppressTracing(...))`, which on Node 20 switches AsyncLocalStorage's
+     * promise hooks on for good. Measuring before that point would time some configurations with the
+     * hooks off and others with them on, depending on how long their warm-up took.
+     */
+    async steady() {
+      await mp.forceFlush();
+    },
   };
 }
 

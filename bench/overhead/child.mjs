@@ -12,6 +12,7 @@ const WARM_CALLS = Number(warmArg ?? (workload === "stream" ? 150 : 2500));
 const BATCHES = 16;
 
 const setup = makeClient(provider, config);
+await setup.otel.steady();
 const call = workload === "stream" ? async () => drain(await setup.stream()) : () => setup.chat();
 
 // Sanity: the call works and (for streams) yields every chunk.

@@ -8,6 +8,7 @@ import { drain, makeClient, writeResult } from "../lib/common.mjs";
 const [provider, config, workload, callsArg, out] = process.argv.slice(2);
 const CALLS = Number(callsArg ?? 5000);
 const setup = makeClient(provider, config);
+await setup.otel.steady();
 const call = workload === "stream" ? async () => drain(await setup.stream()) : () => setup.chat();
 for (let i = 0; i < Math.min(3000, CALLS); i++) await call();
 

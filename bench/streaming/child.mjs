@@ -13,6 +13,7 @@ const TTFC_CALLS = Number(ttfcArg ?? 600);
 const gc = globalThis.gc ?? (() => {});
 
 const setup = makeClient(provider, config);
+await setup.otel.steady();
 const client = setup.client;
 
 // ---- time to first chunk (200-chunk streams, canned fetch that answers at once)

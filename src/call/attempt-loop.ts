@@ -26,8 +26,8 @@ export interface LoopInput {
   signal: AbortSignal | undefined;
   /** The model the caller asked for, then its fallbacks for unavailability and for context overflow. */
   model: string | undefined;
-  fallbacks: string[];
-  contextFallbacks: string[];
+  fallbacks: readonly string[];
+  contextFallbacks: readonly string[];
   estimatedTokens: number;
   policiesFor(model: string | undefined): KeyPolicies;
   /** Sends one attempt through the SDK with its own retries off. */
@@ -68,18 +68,14 @@ class GiveUp {
 export async function runAttempts(input: LoopInput): Promise<LoopResult> {
   const { call, options } = input;
   const deadlineAt = options.deadlineMs !== undefined ? Date.now() + options.deadlineMs : undefined;
-  const fallbacks = [...input.fallbacks];
-  const contextFallbacks = [...input.contextFallbacks];
-  const nextModel = (reason: string) => (reason === "context_length_exceeded" ? contextFallbacks : fallbacks).shift();
-  const hasNext = (failure: Failure | "unavailable") =>
-    failure === "unavailable" ? fallbacks.length > 0 : failure.contextOverflow ? contextFallbacks.length > 0 : fallbacks.length > 0;
+  const fallbacks = new FallbackCursor(input.fallbacks, input.contextFallbacks);
 
   let model = input.model;
   try {
     while (true) {
-      const outcome = await attemptsForModel(input, model, deadlineAt, hasNext);
+      const outcome = await attemptsForModel(input, model, deadlineAt, fallbacks);
       if ("props" in outcome) return outcome;
-      const next = nextModel(outcome.reason)!;
+      const next = fallbacks.next(outcome.reason)!;
       call.fallback(model, next, outcome.reason);
       model = next;
     }
@@ -91,11 +87,32 @@ export async function runAttempts(input: LoopInput): Promise<LoopResult> {
   }
 }
 
+/** Where the call goes next: the fallbacks for unavailability and for context overflow, in order. */
+class FallbackCursor {
+  private unavailable = 0;
+  private overflow = 0;
+  constructor(
+    private readonly fallbacks: readonly string[],
+    private readonly contextFallbacks: readonly string[],
+  ) {}
+
+  hasNext(failure: Failure | "unavailable"): boolean {
+    if (failure !== "unavailable" && failure.contextOverflow) return this.overflow < this.contextFallbacks.length;
+    return this.unavailable < this.fallbacks.length;
+  }
+
+  next(reason: string): string | undefined {
+    return reason === "context_length_exceeded" ? this.contextFallbacks[this.overflow++] : this.fallbacks[this.unavailable++];
+  }
+}
+
+const NO_FALLBACKS = new FallbackCursor([], []);
+
 async function attemptsForModel(
   input: LoopInput,
   model: string | undefined,
   deadlineAt: number | undefined,
-  hasNext: (failure: Failure | "unavailable") => boolean,
+  fallbacks: FallbackCursor,
   firstIndex = 0,
   firstRetryCost = 0,
 ): Promise<LoopResult | { reason: string; errorType: string; error: unknown }> {
@@ -112,7 +129,7 @@ async function attemptsForModel(
       call.event(EVENT.BREAKER_REJECT, { [ATTR.BREAKER_KEY]: policies.key });
       policies.rejected(call.metricAttributes(model));
       const error = new BreakerOpenError(policies.key, admission.retryAt, admission.store);
-      if (hasNext("unavailable")) return { reason: "breaker_open", errorType: "breaker_open", error };
+      if (fallbacks.hasNext("unavailable")) return { reason: "breaker_open", errorType: "breaker_open", error };
       throw new GiveUp("breaker_open", "breaker_open", error);
     }
     if (admission.probe) call.event(EVENT.BREAKER_PROBE, { [ATTR.BREAKER_KEY]: policies.key });
@@ -156,7 +173,7 @@ async function attemptsForModel(
       }
       policies.failure(call, admission.probe, failure);
 
-      const decision = await decide(input, policies, failure, n, deadlineAt, hasNext(failure));
+      const decision = await decide(input, policies, failure, n, deadlineAt, fallbacks.hasNext(failure));
       if (decision.kind === "give_up") throw new GiveUp(decision.reason, failure.errorType, err);
       if (decision.kind === "fallback") return { reason: decision.reason, errorType: failure.errorType, error: err };
       retryCost = decision.budgetCost;
@@ -189,7 +206,7 @@ export async function resumeAfterStreamFailure(
   call.retry(prev.attempt.number, decision.delayMs, decision.source, failure.errorType, prev.model);
   try {
     await waitOrAbort(input, decision.delayMs);
-    const next = await attemptsForModel(input, prev.model, prev.deadlineAt, () => false, prev.retryIndex + 1, decision.budgetCost);
+    const next = await attemptsForModel(input, prev.model, prev.deadlineAt, NO_FALLBACKS, prev.retryIndex + 1, decision.budgetCost);
     if ("props" in next) return next;
     return { giveUp: next.reason, errorType: next.errorType, error: next.error };
   } catch (e) {

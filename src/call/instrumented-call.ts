@@ -3,16 +3,20 @@ import type { ClientOverrides, ResilienceOptions } from "../config.js";
 import { mergeBreaker } from "../config.js";
 import { classify } from "../policy/classify.js";
 import { estimateTokens } from "../policy/rate-limiter.js";
-import type { Operation, ProviderAdapter, ResponseInfo } from "../providers/types.js";
+import type { Operation, ProviderAdapter, ProviderName, ResponseInfo } from "../providers/types.js";
 import type { Runtime } from "../runtime.js";
 import { reportOnce } from "../telemetry/logger.js";
 import { resumeAfterStreamFailure, runAttempts, type LoopInput, type LoopResult, type RequestProps } from "./attempt-loop.js";
-import { guard, LogicalCall } from "./logical-call.js";
+import { guard, LogicalCall, type Attempt } from "./logical-call.js";
 import { breakerKey, policiesFor } from "./policies.js";
 import { observeStream } from "./stream-observer.js";
+import { watchResponseClass } from "../instrumentation/patch-response.js";
 
 /** Carries the call from the resource's `post()` to `makeRequest()` inside the request options. */
 export const kCall = Symbol.for("llm-resilience.call");
+
+/** On the Response of a call's last attempt: the call, which watches how the body is read. */
+export const kBodyOwner = Symbol("llm-resilience.body-owner");
 
 /** What we need from one loaded SDK build (CJS and ESM builds are separate). */
 export interface SdkKit {
@@ -20,25 +24,32 @@ export interface SdkKit {
   abortError(): Error;
 }
 
-interface ServerInfo {
+/** What a call needs to know about its client, worked out once per client. */
+interface ClientInfo {
   address?: string;
   port?: number;
+  provider: ProviderName;
+  /** The client's credentials, read when an error message is recorded (never recorded themselves). */
+  secrets: () => string[];
 }
-const servers = new WeakMap<object, ServerInfo>();
+const clients = new WeakMap<object, ClientInfo>();
 
-function serverOf(client: any): ServerInfo {
-  let s = servers.get(client);
-  if (s) return s;
-  s = {};
+function clientInfo(client: any, adapter: ProviderAdapter): ClientInfo {
+  let info = clients.get(client);
+  if (info) return info;
+  info = {
+    provider: adapter.provider(client),
+    secrets: () => [client?.apiKey, client?.authToken].filter((v): v is string => typeof v === "string" && v.length >= 8),
+  };
   try {
     const url = new URL(String(client.baseURL));
-    s.address = url.hostname;
-    s.port = url.port ? Number(url.port) : url.protocol === "http:" ? 80 : 443;
+    info.address = url.hostname;
+    info.port = url.port ? Number(url.port) : url.protocol === "http:" ? 80 : 443;
   } catch {
     // no usable baseURL: leave the server attributes out
   }
-  servers.set(client, s);
-  return s;
+  clients.set(client, info);
+  return info;
 }
 
 const FALLBACK_KINDS = new Set<Operation["kind"]>(["chat", "responses", "messages", "completions"]);
@@ -124,6 +135,7 @@ export class InstrumentedCall {
   private parsed = false;
   private loopInput: LoopInput | undefined;
   private streamGiveUp: string | undefined;
+  private streamRequest = false;
   private readonly estimatedTokens: number;
 
   private constructor(
@@ -136,16 +148,16 @@ export class InstrumentedCall {
   ) {
     const body = requestOptions?.body;
     this.options = effectiveOptions(rt, client);
-    const server = serverOf(client);
+    const info = clientInfo(client, kit.adapter);
     this.call = new LogicalCall(
       {
         adapter: kit.adapter,
         op,
-        provider: kit.adapter.provider(client),
-        serverAddress: server.address,
-        serverPort: server.port,
+        provider: info.provider,
+        serverAddress: info.address,
+        serverPort: info.port,
         captureContent: rt.options.captureContent,
-        secrets: [client?.apiKey, client?.authToken].filter((v): v is string => typeof v === "string" && v.length >= 8),
+        secrets: info.secrets,
       },
       parent,
       body,
@@ -169,40 +181,32 @@ export class InstrumentedCall {
 
   /** Replaces the SDK's retry loop: each attempt goes through `sendOnce` with the SDK's retries off. */
   async run(options: any, sendOnce: (inner: any) => Promise<RequestProps>): Promise<RequestProps> {
-    const { adapter } = this.kit;
     const requestModel = this.call.requestModel;
-    const fallbacks = FALLBACK_KINDS.has(this.op.kind) && requestModel !== undefined ? this.options.fallbacks[requestModel] ?? [] : [];
-    const contextFallbacks =
-      FALLBACK_KINDS.has(this.op.kind) && requestModel !== undefined ? this.options.contextFallbacks[requestModel] ?? [] : [];
-    const sdkTimeout = typeof options.timeout === "number" ? options.timeout : typeof this.client.timeout === "number" ? this.client.timeout : undefined;
-    const server = serverOf(this.client);
-    const provider = this.call.id.provider;
-
-    this.loopInput = {
-      call: this.call,
-      adapter,
-      options: this.options,
-      maxAttempts: maxAttemptsFor(this.rt, this.client, options, this.options),
-      sdkTimeoutMs: sdkTimeout,
-      signal: options.signal ?? undefined,
-      model: requestModel,
-      fallbacks,
-      contextFallbacks,
-      estimatedTokens: this.estimatedTokens,
-      policiesFor: (model) => policiesFor(breakerKey(provider, server.address, server.port, model), this.options),
-      abortError: () => this.kit.abortError(),
-      send: (model, attempt, timeoutMs) => {
-        const inner: any = { ...options, [kCall]: undefined, maxRetries: 0 };
-        // Only when ours is shorter than what the SDK applies anyway: an explicit timeout also makes
-        // openai send an X-Stainless-Timeout header the application never asked for.
-        if (timeoutMs !== undefined && timeoutMs !== sdkTimeout) inner.timeout = Math.max(1, Math.floor(timeoutMs));
-        if (model !== requestModel && model !== undefined) inner.body = adapter.withModel(this.op, options.body, model);
-        if (attempt.number > 1) inner.headers = withRetryCount(inner.headers, String(attempt.number - 1));
-        return this.call.within(attempt, () => sendOnce(inner));
-      },
-    };
-    this.result = await runAttempts(this.loopInput);
-    this.watchBody(this.result.props, isStreamRequest(options));
+    const fallbackable = requestModel !== undefined && FALLBACK_KINDS.has(this.op.kind);
+    const loop = new CallLoop(
+      this.call,
+      this.kit,
+      this.op,
+      this.options,
+      maxAttemptsFor(this.rt, this.client, options, this.options),
+      typeof options.timeout === "number" ? options.timeout : typeof this.client.timeout === "number" ? this.client.timeout : undefined,
+      (fallbackable && this.options.fallbacks[requestModel]) || NONE,
+      (fallbackable && this.options.contextFallbacks[requestModel]) || NONE,
+      this.estimatedTokens,
+      clientInfo(this.client, this.kit.adapter),
+      options,
+      sendOnce,
+    );
+    this.loopInput = loop;
+    this.result = await runAttempts(loop);
+    this.streamRequest = isStreamRequest(options);
+    const response: any = this.result.props.response;
+    if (response && typeof response === "object") {
+      guard("watch the response body", () => {
+        watchResponseClass(response);
+        response[kBodyOwner] = this;
+      });
+    }
     return this.result.props;
   }
 
@@ -271,52 +275,33 @@ export class InstrumentedCall {
   /**
    * The body may never reach `finish`: malformed JSON makes the SDK throw, and `asResponse()`
    * skips parsing (JSON and streams alike). Once the body has been read by someone other than the
-   * SDK's parser, a call still open is ended here: through the reading methods (`text()`, `json()`,
-   * `arrayBuffer()`, `bytes()`, `blob()`, `formData()`) or through `response.body`, which then
-   * passes through an observer that buffers nothing.
+   * SDK's parser, a call still open is ended here. The Response class's reading methods (`text()`,
+   * `json()`, `arrayBuffer()`, `bytes()`, `blob()`, `formData()`) tell us of every read of a tagged
+   * response (src/instrumentation/patch-response.ts).
    */
-  private watchBody(props: RequestProps, stream: boolean): void {
-    const response: any = props.response;
-    if (!response || typeof response.text !== "function") return;
-    const ic = this;
-    const watch = (method: string) => {
-      const original = response[method];
-      if (typeof original !== "function") return;
-      response[method] = function watchedBody(this: unknown, ...args: unknown[]) {
-        const p: Promise<unknown> = original.apply(this, args);
-        // After the SDK's own transform (microtasks) has had its turn to end the call with the data.
-        p.then(
-          (body) => setImmediate(() => ic.afterBodyRead(method, body, undefined, stream)),
-          (err) => setImmediate(() => ic.afterBodyRead(method, undefined, err, stream)),
-        );
-        return p;
-      };
-    };
-    for (const m of BODY_METHODS) watch(m);
-    guard("watch response.body", () => this.watchBodyStream(response, stream));
+  bodyRead(method: string, read: Promise<unknown>): void {
+    if (this.call.ended) return;
+    const stream = this.streamRequest;
+    // After the SDK's own transform (microtasks) has had its turn to end the call with the data.
+    read.then(
+      (body) => setImmediate(() => this.afterBodyRead(method, body, undefined, stream)),
+      (err) => setImmediate(() => this.afterBodyRead(method, undefined, err, stream)),
+    );
   }
 
   /**
-   * `response.body` read by the application (asResponse): pass it through an observer. The SDK's
+   * `response.body` of a tagged response: an observer that passes the bytes through. The SDK's
    * parser also reads `body` (streams) and may touch it before `finish` (a debug log argument), so
-   * the observer is built lazily, reads nothing until read from, and gives way once `finish` ran.
+   * the observer reads nothing until read from, and the getter gives way once `finish` ran.
    */
-  private watchBodyStream(response: any, stream: boolean): void {
-    let desc: PropertyDescriptor | undefined;
-    for (let p = Object.getPrototypeOf(response); p && !desc; p = Object.getPrototypeOf(p)) desc = Object.getOwnPropertyDescriptor(p, "body");
-    const get = desc?.get;
-    if (!get || typeof ReadableStream !== "function") return;
-    const ic = this;
-    let observed: ReadableStream | undefined;
-    Object.defineProperty(response, "body", {
-      configurable: true,
-      enumerable: desc!.enumerable,
-      get(this: unknown) {
-        const original = get.call(this);
-        if (ic.parsed || ic.call.ended || !original || typeof original.getReader !== "function") return original;
-        return (observed ??= ic.observeBody(original, stream));
-      },
-    });
+  bodyStream(original: ReadableStream): ReadableStream | undefined {
+    if (this.parsed || this.call.ended) return undefined;
+    return this.observeBody(original, this.streamRequest);
+  }
+
+  /** The body observer still stands in for `response.body` (the SDK has not parsed, the call is open). */
+  bodyStreamOpen(): boolean {
+    return !this.parsed && !this.call.ended;
   }
 
   private observeBody(original: ReadableStream, stream: boolean): ReadableStream {
@@ -415,7 +400,53 @@ export class InstrumentedCall {
   }
 }
 
-const BODY_METHODS = ["text", "json", "arrayBuffer", "bytes", "blob", "formData"] as const;
+const NONE: readonly string[] = [];
+
+/** What the attempt loop needs from one call: its settings, and how to send one attempt through the SDK. */
+class CallLoop implements LoopInput {
+  readonly adapter: ProviderAdapter;
+  readonly signal: AbortSignal | undefined;
+  readonly model: string | undefined;
+
+  constructor(
+    readonly call: LogicalCall,
+    private readonly kit: SdkKit,
+    private readonly op: Operation,
+    readonly options: ResilienceOptions,
+    readonly maxAttempts: number,
+    readonly sdkTimeoutMs: number | undefined,
+    readonly fallbacks: readonly string[],
+    readonly contextFallbacks: readonly string[],
+    readonly estimatedTokens: number,
+    private readonly client: ClientInfo,
+    /** The SDK's request options for this call, and its makeRequest for one attempt. */
+    private readonly sdkOptions: any,
+    private readonly sendOnce: (inner: any) => Promise<RequestProps>,
+  ) {
+    this.adapter = kit.adapter;
+    this.signal = sdkOptions.signal ?? undefined;
+    this.model = call.requestModel;
+  }
+
+  policiesFor(model: string | undefined) {
+    return policiesFor(breakerKey(this.client.provider, this.client.address, this.client.port, model), this.options);
+  }
+
+  abortError(): Error {
+    return this.kit.abortError();
+  }
+
+  send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps> {
+    const options = this.sdkOptions;
+    const inner: any = { ...options, [kCall]: undefined, maxRetries: 0 };
+    // Only when ours is shorter than what the SDK applies anyway: an explicit timeout also makes
+    // openai send an X-Stainless-Timeout header the application never asked for.
+    if (timeoutMs !== undefined && timeoutMs !== this.sdkTimeoutMs) inner.timeout = Math.max(1, Math.floor(timeoutMs));
+    if (model !== this.model && model !== undefined) inner.body = this.adapter.withModel(this.op, options.body, model);
+    if (attempt.number > 1) inner.headers = withRetryCount(inner.headers, String(attempt.number - 1));
+    return this.call.within(attempt, this.sendOnce, inner);
+  }
+}
 
 function isStreamRequest(options: any): boolean {
   return options?.stream === true || options?.body?.stream === true;

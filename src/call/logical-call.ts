@@ -8,14 +8,35 @@ import {
   type Context,
   type Span,
   type SpanOptions,
+  type Tracer,
 } from "@opentelemetry/api";
 import type { Operation, ProviderAdapter, ProviderName, ResponseInfo, Usage } from "../providers/types.js";
 import { ATTR, EVENT } from "../telemetry/semconv.js";
 import { getInstruments } from "../telemetry/instruments.js";
 import { log, reportOnce } from "../telemetry/logger.js";
+import { metricLabels, type MetricLabels } from "../telemetry/metric-labels.js";
 import { SCOPE, VERSION } from "../version.js";
 
-const tracer = () => trace.getTracer(SCOPE, VERSION);
+let tracerOwner: unknown;
+let cachedTracer: Tracer | undefined;
+/** Our tracer, looked up again only when the global tracer provider (or the proxy's delegate) changes. */
+function tracer(): Tracer {
+  const provider: any = trace.getTracerProvider();
+  const owner = typeof provider.getDelegate === "function" ? provider.getDelegate() : provider;
+  if (owner !== tracerOwner || !cachedTracer) {
+    tracerOwner = owner;
+    cachedTracer = trace.getTracer(SCOPE, VERSION);
+  }
+  return cachedTracer;
+}
+
+/** `http.response.header.<name>`, built once per header name. */
+const headerAttributeNames = new Map<string, string>();
+function headerAttribute(h: string): string {
+  let name = headerAttributeNames.get(h);
+  if (name === undefined) headerAttributeNames.set(h, (name = `http.response.header.${h}`));
+  return name;
+}
 
 /** A span even when the tracing pipeline throws (a SpanProcessor's onStart): a non-recording one. */
 function startSpan(name: string, options: SpanOptions, ctx: Context): Span {
@@ -52,8 +73,8 @@ export interface CallIdentity {
   serverAddress?: string;
   serverPort?: number;
   captureContent: boolean;
-  /** The client's credentials: never recorded, even when a provider echoes them in an error message. */
-  secrets?: string[];
+  /** The client's credentials (read when an error message is recorded): never recorded, even when a provider echoes them. */
+  secrets?: () => string[];
 }
 
 function usageAttributes(u: Usage | undefined, out: Attributes): Attributes {
@@ -125,7 +146,7 @@ export class LogicalCall {
   }
 
   private redact(text: string): string {
-    for (const s of this.id.secrets ?? []) text = text.split(s).join("[REDACTED]");
+    for (const s of this.id.secrets?.() ?? []) text = text.split(s).join("[REDACTED]");
     return text;
   }
 
@@ -133,12 +154,19 @@ export class LogicalCall {
     return this.attemptCount;
   }
 
-  /** Labels shared by this call's metrics; `model` is the one an attempt asked for. */
+  private ownLabels: MetricLabels | undefined;
+
+  /** Label sets of this call's metrics (shared, frozen); `model` is the one an attempt asked for. */
+  private labels(model = this.requestModel): MetricLabels {
+    if (model === this.requestModel) {
+      return (this.ownLabels ??= metricLabels(this.id.op.name, this.id.provider, model, this.id.serverAddress));
+    }
+    return metricLabels(this.id.op.name, this.id.provider, model, this.id.serverAddress);
+  }
+
+  /** Labels shared by this call's metrics (frozen: copy before adding to them). */
   metricAttributes(model = this.requestModel): Attributes {
-    const a: Attributes = { [ATTR.OPERATION]: this.id.op.name, [ATTR.PROVIDER]: this.id.provider };
-    if (model !== undefined) a[ATTR.REQUEST_MODEL] = model;
-    if (this.id.serverAddress !== undefined) a[ATTR.SERVER_ADDRESS] = this.id.serverAddress;
-    return a;
+    return this.labels(model).base;
   }
 
   startAttempt(model: string | undefined): Attempt {
@@ -161,22 +189,23 @@ export class LogicalCall {
       if (rid) attempt.span.setAttribute(ATTR.REQUEST_ID, rid);
       for (const h of this.id.adapter.rateLimitHeaders) {
         const v = headers.get(h);
-        if (v !== null && v !== undefined) attempt.span.setAttribute(`http.response.header.${h}`, [v]);
+        if (v !== null && v !== undefined) attempt.span.setAttribute(headerAttribute(h), [v]);
       }
     });
   }
 
-  endAttempt(attempt: Attempt, errorType?: string, info?: ResponseInfo): void {
+  endAttempt(attempt: Attempt, errorType?: string, info?: ResponseInfo, infoAttributes?: Attributes): void {
     if (attempt.ended) return;
     attempt.ended = true;
     guard("endAttempt", () => {
-      const attrs = this.metricAttributes(attempt.model);
+      let attrs = this.metricAttributes(attempt.model);
       if (errorType !== undefined) {
         attempt.span.setAttribute(ATTR.ERROR_TYPE, errorType);
         attempt.span.setStatus({ code: SpanStatusCode.ERROR });
-        attrs[ATTR.ERROR_TYPE] = errorType;
+        attrs = { ...attrs, [ATTR.ERROR_TYPE]: errorType };
       }
-      if (info) attempt.span.setAttributes(responseAttributes(info));
+      if (infoAttributes) attempt.span.setAttributes(infoAttributes);
+      else if (info) attempt.span.setAttributes(responseAttributes(info));
       getInstruments().attempts.add(1, attrs);
     });
     endSpan(attempt.span);
@@ -243,9 +272,10 @@ export class LogicalCall {
     if (this.ended) return;
     this.ended = true;
     const attempt = this.current;
-    if (attempt) this.endAttempt(attempt, undefined, info);
+    const attributes = guard("response attributes", () => responseAttributes(info));
+    if (attempt) this.endAttempt(attempt, undefined, info, attributes);
     guard("succeed", () => {
-      this.span.setAttributes(responseAttributes(info));
+      if (attributes) this.span.setAttributes(attributes);
       this.span.setAttribute(ATTR.ATTEMPTS, this.attemptCount);
       if (this.id.captureContent && info.output !== undefined) {
         this.span.setAttribute(ATTR.OUTPUT_MESSAGES, JSON.stringify(info.output));
@@ -272,16 +302,18 @@ export class LogicalCall {
 
   private recordEnd(info: ResponseInfo, errorType: string | undefined): void {
     const seconds = (performance.now() - this.start) / 1000;
-    const attrs = this.metricAttributes();
-    if (errorType !== undefined) attrs[ATTR.ERROR_TYPE] = errorType;
+    const labels = this.labels();
     const m = getInstruments();
-    m.duration.record(seconds, attrs);
+    m.duration.record(seconds, errorType === undefined ? labels.base : { ...labels.base, [ATTR.ERROR_TYPE]: errorType });
     const u = info.usage;
-    if (u?.input !== undefined) m.tokens.record(u.input, { ...this.metricAttributes(), [ATTR.TOKEN_TYPE]: "input" });
-    if (u?.output !== undefined) m.tokens.record(u.output, { ...this.metricAttributes(), [ATTR.TOKEN_TYPE]: "output" });
+    if (u?.input !== undefined) m.tokens.record(u.input, labels.inputTokens);
+    if (u?.output !== undefined) m.tokens.record(u.output, labels.outputTokens);
+    // The summary of a call: debug when it succeeded (its decisions, if any, were logged as they
+    // happened), info when it failed.
+    const level = errorType === undefined ? "debug" : "info";
     const logger = log();
-    if (!logger.isLevelEnabled("info")) return;
-    logger.info(
+    if (!logger.isLevelEnabled(level)) return;
+    logger[level](
       {
         ...this.logContext(),
         "tokens.input": u?.input,
@@ -307,8 +339,8 @@ export class LogicalCall {
     };
   }
 
-  /** Runs fn with the attempt's context active, so HTTP instrumentation nests under it. */
-  within<T>(attempt: Attempt, fn: () => T): T {
-    return context.with(attempt.ctx, fn);
+  /** Runs fn(arg) with the attempt's context active, so HTTP instrumentation nests under it. */
+  within<A, T>(attempt: Attempt, fn: (arg: A) => T, arg: A): T {
+    return context.with(attempt.ctx, fn, undefined, arg);
   }
 }

@@ -40,53 +40,98 @@ export function observeStream(
   };
   if (key === "iterator") watchOuterIterator(stream, end);
   stream[key] = function observedIterator(this: unknown) {
-    let inner: AsyncIterator<unknown> = original.call(this);
-    return (async function* () {
-      let first = true;
-      let finished = false;
-      try {
-        while (true) {
-          let r: IteratorResult<unknown>;
-          try {
-            r = await inner.next();
-          } catch (error) {
-            const next = first && restart ? await restart(error).catch(() => undefined) : undefined;
-            if (!next) throw error;
-            inner = next;
-            continue;
-          }
-          if (r.done) {
-            finished = true;
-            end({ kind: "completed" });
-            return r.value;
-          }
-          if (first) {
-            first = false;
-            onFirstChunk();
-          }
-          let pass = true;
-          try {
-            pass = acc.add(r.value);
-          } catch (err) {
-            reportOnce("telemetry error reading a stream chunk", err);
-          }
-          if (pass) yield r.value;
-        }
-      } catch (error) {
-        finished = true;
-        end({ kind: "error", error });
-        throw error;
-      } finally {
-        if (!finished) {
-          // The consumer left early (break / return): let the SDK release the connection. Decided on
-          // the next turn: an SDK layer above us that threw (and so closed us) reports its error first.
-          setImmediate(() => end({ kind: "returned" }));
-          await inner.return?.();
-        }
-      }
-    })();
+    return new ObservedIterator(original.call(this), acc, onFirstChunk, end, restart);
   };
   return true;
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined }) as IteratorReturnResult<undefined>;
+
+/**
+ * The SDK's iterator with each chunk read as it passes: one plain object whose `next()` is the
+ * inner `next()` plus one `then`, so a chunk costs a single extra promise (an async generator here
+ * cost two layers of promises per chunk).
+ */
+class ObservedIterator implements AsyncIterator<unknown> {
+  private first = true;
+  private finished = false;
+
+  constructor(
+    private inner: AsyncIterator<unknown>,
+    private readonly acc: StreamAccumulator,
+    private readonly onFirstChunk: () => void,
+    private readonly end: (outcome: StreamOutcome) => void,
+    private readonly restart: ((error: unknown) => Promise<AsyncIterator<unknown> | undefined>) | undefined,
+  ) {}
+
+  next(): Promise<IteratorResult<unknown>> {
+    if (this.finished) return Promise.resolve(DONE);
+    let pending: Promise<IteratorResult<unknown>>;
+    try {
+      pending = this.inner.next();
+    } catch (error) {
+      return this.failed(error);
+    }
+    return pending.then(
+      (r) => this.read(r),
+      (error) => this.failed(error),
+    );
+  }
+
+  private read(r: IteratorResult<unknown>): IteratorResult<unknown> | Promise<IteratorResult<unknown>> {
+    if (r.done) {
+      this.finished = true;
+      this.end({ kind: "completed" });
+      return r;
+    }
+    if (this.first) {
+      this.first = false;
+      this.onFirstChunk();
+    }
+    let pass = true;
+    try {
+      pass = this.acc.add(r.value);
+    } catch (err) {
+      reportOnce("telemetry error reading a stream chunk", err);
+    }
+    return pass ? r : this.next();
+  }
+
+  /** Before any chunk reached the caller a failed stream may be restarted (a retry); else the error ends it. */
+  private async failed(error: unknown): Promise<IteratorResult<unknown>> {
+    const fresh = this.first && this.restart ? await this.restart(error).catch(() => undefined) : undefined;
+    if (fresh) {
+      this.inner = fresh;
+      return this.next();
+    }
+    this.finished = true;
+    this.end({ kind: "error", error });
+    throw error;
+  }
+
+  /** The consumer left early (break / return): let the SDK release the connection. */
+  async return(value?: unknown): Promise<IteratorResult<unknown>> {
+    if (!this.finished) {
+      this.finished = true;
+      // Decided on the next turn: an SDK layer above us that threw (and so closed us) reports its error first.
+      setImmediate(() => this.end({ kind: "returned" }));
+      await this.inner.return?.();
+    }
+    return { done: true, value };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<unknown>> {
+    if (!this.finished) {
+      this.finished = true;
+      this.end({ kind: "error", error });
+      await this.inner.return?.();
+    }
+    throw error;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
 }
 
 /**
@@ -106,23 +151,39 @@ function watchOuterIterator(stream: any, end: (o: StreamOutcome) => void): void 
           typeof fn !== "function"
             ? fn
             : function outerIterator(this: unknown) {
-                const it: AsyncIterator<unknown> = fn.call(this);
-                return {
-                  next: (...a: [] | [unknown]) =>
-                    it.next(...a).catch((error: unknown) => {
-                      end({ kind: "error", error });
-                      throw error;
-                    }),
-                  return: (v?: unknown) => (it.return ? it.return(v) : Promise.resolve({ done: true as const, value: v })),
-                  throw: (e?: unknown) => (it.throw ? it.throw(e) : Promise.reject(e)),
-                  [Symbol.asyncIterator]() {
-                    return this;
-                  },
-                };
+                return new OuterIterator(fn.call(this), end);
               };
       },
     });
   } catch {
     // a frozen stream object: the inner observation alone
+  }
+}
+
+class OuterIterator implements AsyncIterator<unknown> {
+  private readonly onError = (error: unknown): never => {
+    this.end({ kind: "error", error });
+    throw error;
+  };
+
+  constructor(
+    private readonly it: AsyncIterator<unknown>,
+    private readonly end: (o: StreamOutcome) => void,
+  ) {}
+
+  next(...a: [] | [unknown]): Promise<IteratorResult<unknown>> {
+    return this.it.next(...a).then(undefined, this.onError);
+  }
+
+  return(v?: unknown): Promise<IteratorResult<unknown>> {
+    return this.it.return ? this.it.return(v) : Promise.resolve({ done: true as const, value: v });
+  }
+
+  throw(e?: unknown): Promise<IteratorResult<unknown>> {
+    return this.it.throw ? this.it.throw(e) : Promise.reject(e);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 }

@@ -43,11 +43,23 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
     const parent = context.active();
     const client = this;
     let ic: InstrumentedCall | undefined;
-    const tagged = Promise.resolve(opts).then((o) => {
-      const t = InstrumentedCall.start(rt, client, kit, op, parent, o);
-      ic = t?.[kCall];
-      return t;
-    });
+    let tagged: unknown;
+    if (typeof (opts as any)?.then === "function") {
+      tagged = Promise.resolve(opts).then((o) => {
+        const t = InstrumentedCall.start(rt, client, kit, op, parent, o);
+        ic = t?.[kCall];
+        return t;
+      });
+    } else {
+      // The resources pass plain options: no promise and no microtask needed to tag them.
+      try {
+        tagged = InstrumentedCall.start(rt, client, kit, op, parent, opts);
+        ic = (tagged as any)?.[kCall];
+      } catch (err) {
+        reportOnce("telemetry error starting a call", err);
+        tagged = opts;
+      }
+    }
     const promise = originalPost.call(this, path, tagged);
     if (typeof promise?._thenUnwrap !== "function") {
       reportOnce("unexpected SDK shape: APIPromise._thenUnwrap missing; responses are not read");

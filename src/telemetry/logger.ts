@@ -3,18 +3,26 @@ import type { LogLevel } from "../config.js";
 
 let logger: Logger | undefined;
 
-/** The application's pino logger (a child of it) or ours, writing JSON lines to stdout. */
+/**
+ * Ours: JSON lines on stdout through an asynchronous destination, so a log line never costs the
+ * caller a write(2); pino flushes what is pending when the process exits.
+ */
+function ownLogger(level: LogLevel): Logger {
+  return pino({ name: "llm-resilience", level }, pino.destination({ dest: 1, sync: false }));
+}
+
+/** The application's pino logger (a child of it) or ours. */
 export function setLogger(userLogger: unknown, level: LogLevel): Logger {
   if (userLogger && typeof (userLogger as Logger).child === "function") {
     logger = (userLogger as Logger).child({ lib: "llm-resilience" });
   } else {
-    logger = pino({ name: "llm-resilience", level });
+    logger = ownLogger(level);
   }
   return logger;
 }
 
 export function log(): Logger {
-  return (logger ??= pino({ name: "llm-resilience", level: "info" }));
+  return (logger ??= ownLogger("info"));
 }
 
 /** Reports a problem of our own once per kind, never to the caller. */
