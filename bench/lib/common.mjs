@@ -164,11 +164,11 @@ export function makeClient(provider, config, fetchOpts = {}, registerOpts = {}) 
     // BENCH_LLMR: another build of the package (a directory with dist/), to compare two versions.
     const dist = process.env.BENCH_LLMR ? join(process.env.BENCH_LLMR, "dist") : join(ROOT, "dist");
     const { register } = require(join(dist, "index.js"));
-    const off = new Set(config === "ours-bare" ? ["log", "body", "metrics", "spans", "policies"] : [config.slice(7)]);
+    const off = new Set(config === "ours-bare" ? ["log", "body", "metrics", "spans", "policies"] : config === "ours-debug" ? [] : [config.slice(7)]);
     ablate(dist, off, otel, notes);
     register({
       startSdk: false,
-      logLevel: off.has("log") ? "silent" : "info",
+      logLevel: off.has("log") ? "silent" : config === "ours-debug" ? "debug" : "info",
       ...(off.has("policies") ? { breaker: false, retryBudget: false } : {}),
       ...registerOpts,
     });
@@ -245,8 +245,9 @@ function withContext(config, chat, stream) {
 /**
  * Ablations (part "ablation"): switch one piece of llm-resilience off inside the benchmark process, to
  * price each piece. Nothing in src/ changes; the built modules are patched in memory.
- *   ours-nolog      logLevel silent (no log line per call)
- *   ours-nobody     InstrumentedCall.prototype.watchBody a no-op (no per-response body watchers)
+ *   ours-debug      logLevel debug: the per-call summary line is written (info, the default, logs decisions only)
+ *   ours-nolog      logLevel silent (no log lines at all)
+ *   ours-nobody     the response-body watchers off (InstrumentedCall.prototype.bodyRead / bodyStream no-ops)
  *   ours-nometrics  getInstruments() returns no-op instruments (no metric records)
  *   ours-nospans    our tracer scope gets a never-sampling tracer (spans created non-recording)
  *   ours-nopolicies breaker and retry budget off
@@ -255,8 +256,11 @@ function withContext(config, chat, stream) {
 function ablate(dist, off, otel, notes) {
   if (off.has("body")) {
     const { InstrumentedCall } = require(join(dist, "call/instrumented-call.js"));
-    InstrumentedCall.prototype.watchBody = function () {};
-    notes.push("watchBody disabled");
+    InstrumentedCall.prototype.bodyRead = function () {};
+    InstrumentedCall.prototype.bodyStream = function () {
+      return undefined;
+    };
+    notes.push("response-body watchers disabled");
   }
   if (off.has("metrics")) {
     const noop = { add() {}, record() {} };
