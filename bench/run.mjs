@@ -378,62 +378,148 @@ async function partStreaming() {
 
 // ------------------------------------------------------------------ part 3: faults
 
+// Open-loop arrivals by default (`--faults-mode closed` brings back the first version's 20 paced callers;
+// `--faults-load N` = calls/s open, callers closed); `--rounds N` applies here too (default 2, 1 with --quick).
+// 3 contenders × {no fallback, with fallback}, each run in its own process.
 async function partFaults() {
-  const rounds = QUICK ? 1 : 2;
-  const configs = ["sdk", "cockatiel", "ours"];
+  const rounds = argv.includes("--rounds") ? ROUNDS : QUICK ? 1 : 2;
+  const mode = opt("--faults-mode", "open");
+  if (!["open", "closed"].includes(mode)) throw new Error(`--faults-mode: open or closed, not "${mode}"`);
+  const load = Number(opt("--faults-load", mode === "open" ? 150 : 20));
+  const contenders = ["sdk", "cockatiel", "ours"];
+  const variants = ["plain", "fallback"];
+  const configs = variants.flatMap((v) => contenders.map((c) => `${c}/${v}`));
   const results = new Map(configs.map((c) => [c, []]));
   for (let r = 0; r < rounds; r++) {
-    for (const c of r % 2 ? [...configs].reverse() : configs) {
-      results.get(c).push(await runChild(["--import", "tsx", "bench/faults/child.mts", c, "20"], { label: `faults ${c}` }));
+    for (const key of r % 2 ? [...configs].reverse() : configs) {
+      const [c, v] = key.split("/");
+      results.get(key).push(await runChild(["--import", "tsx", "bench/faults/child.mts", c, v, mode, String(load)], { label: `faults ${key}` }));
     }
     log(`[faults] round ${r + 1}/${rounds} done (${elapsed()}, load ${loadavg()[0].toFixed(1)})`);
   }
-  raw.faults = Object.fromEntries(results);
+  raw.faults = { mode, load, runs: Object.fromEntries(results) };
   const label = {
     sdk: "openai SDK built-in retries (maxRetries 2)",
     cockatiel: "cockatiel retry + breaker (SDK maxRetries 0)",
     ours: "llm-resilience",
   };
-  const agg = (rs, k) => median(rs.map((x) => x[k]));
-  const rows = configs.map((c) => {
-    const rs = results.get(c);
-    const per = (k, d = 0) => rs.map((x) => f(x[k], d)).join(" / ");
-    const pr = (k) => rs.map((x) => pct(x[k], 1)).join(" / ");
-    return [
-      label[c],
-      per("calls"),
-      per("successes"),
-      pr("successRate"),
-      pr("successRateOutsideOutage"),
-      per("requestsInOutage"),
-      per("retries"),
-      `${per("p50ms")} ; ${per("p99ms")}`,
-      per("failP50ms", 1),
-      per("recoveryMs"),
-    ];
-  });
-  const s = results.get("sdk")[0].schedule;
-  const errs = configs
-    .map((c) => `- ${label[c]}: errors ${results.get(c).map((x) => JSON.stringify(x.errors)).join(" / ")}; per phase ok/calls (healthy, storm, outage, after) ${results
-      .get(c)
-      .map((x) => ["healthy", "storm", "outage", "after"].map((p) => `${x.phaseOk[p]}/${x.phaseCalls[p]}`).join(", "))
-      .join(" | ")}. ${results.get(c)[0].notes.join(" ")}`)
-    .join("\n");
-  const best = Math.max(agg(results.get("sdk"), "successRate"), agg(results.get("cockatiel"), "successRate"));
-  const bestOutside = Math.max(agg(results.get("sdk"), "successRateOutsideOutage"), agg(results.get("cockatiel"), "successRateOutsideOutage"));
-  const ours = results.get("ours");
-  const peerReqMax = Math.max(agg(results.get("sdk"), "requestsInOutage"), agg(results.get("cockatiel"), "requestsInOutage"));
-  const sdkReq = agg(results.get("sdk"), "requestsInOutage");
-  raw.faultsTargets = { best, bestOutside, oursRate: agg(ours, "successRate"), oursOutside: agg(ours, "successRateOutsideOutage"), sdkReq, peerReqMax };
+  const fbLabel = {
+    sdk: "+ try/catch → fallback model",
+    cockatiel: "+ cockatiel fallback policy → fallback model",
+    ours: "+ `fallbacks` option",
+  };
+  const finite = (xs) => xs.filter((x) => Number.isFinite(x));
+  const agg = (rs, k) => median(finite(rs.map((x) => x[k])));
+  const first = results.get(configs[0])[0];
+  const s = first.schedule;
+  const cooldown = first.breakerCooldownMs;
+  const primary = first.primaryModel;
+  const fallbackModel = first.fallbackModel;
+
+  const rowsFor = (v) =>
+    contenders.map((c) => {
+      const rs = results.get(`${c}/${v}`);
+      const per = (k, d = 0) => rs.map((x) => f(x[k], d)).join(" / ");
+      const pr = (k) => rs.map((x) => pct(x[k], 1)).join(" / ");
+      return [
+        v === "plain" ? label[c] : `${label[c]} ${fbLabel[c]}`,
+        per("calls"),
+        per("successes"),
+        pr("successRate"),
+        pr("successRateStorm"),
+        pr("successRateOutage"),
+        pr("successRateAfter"),
+        per("requestsInOutage"),
+        per("retries"),
+        ...(v === "fallback" ? [rs.map((x) => `${f(x.servedByFallback, 0)} (${f(x.fallbackTried, 0)})`).join(" / ")] : []),
+        `${per("p50ms")} ; ${per("p99ms")}`,
+        per("recoveryMs"),
+        rs.map((x) => f(x.launchLagMs?.[1], 0)).join(" / "),
+      ];
+    });
+  const headersFor = (v) => [
+    "configuration",
+    mode === "open" ? "calls (arrived)" : "calls",
+    "successful calls",
+    "success rate",
+    "success, arrived in the storm",
+    "success, arrived in the outage",
+    "success, arrived after recovery",
+    `requests into the outage (to ${primary})`,
+    "retries sent",
+    ...(v === "fallback" ? [`served by ${fallbackModel} (calls that tried it)`] : []),
+    "latency p50 ; p99 ms",
+    `recovery ms (→ first ${primary} success)`,
+    "launch lag p99 ms (noise)",
+  ];
+  const details = (v) =>
+    contenders
+      .map((c) => {
+        const rs = results.get(`${c}/${v}`);
+        const phase = (x) => ["healthy", "storm", "outage", "after"].map((p) => `${x.phaseOk[p]}/${x.phaseCalls[p]}${v === "fallback" ? ` (${x.phaseServedByFallback[p]} by fallback)` : ""}`).join(", ");
+        return (
+          `- ${label[c]}${v === "fallback" ? ` ${fbLabel[c]}` : ""}: errors ${rs.map((x) => JSON.stringify(x.errors)).join(" / ")}; ok/calls by arrival phase (healthy, storm, outage, after) ${rs.map(phase).join(" | ")}; ` +
+          `requests ${rs.map((x) => `${x.requests} (${x.requestsPrimary} ${primary}, ${x.requestsFallback} ${fallbackModel}; ${x.fallbackRequestsInOutage} to ${fallbackModel} in the outage)`).join(" / ")}; ` +
+          `successful calls p50 ; p99 ${rs.map((x) => `${f(x.okP50ms)} ; ${f(x.okP99ms)}`).join(" / ")} ms, failed p50 ${rs.map((x) => f(x.failP50ms)).join(" / ")} ms; ` +
+          `first ${primary} request after recovery +${rs.map((x) => f(x.firstPrimaryRequestAfterMs, 0)).join(" / ")} ms` +
+          (mode === "open" ? `; launch lag p50/p99/max ${rs.map((x) => (x.launchLagMs ?? []).map((y) => f(y, 0)).join("/")).join(" | ")} ms; last call done ${rs.map((x) => f(x.drainedMs, 0)).join(" / ")} ms after the schedule's end` : "") +
+          `. ${rs[0].notes.join(" ")}`
+        );
+      })
+      .join("\n");
+
+  // Targets, per variant: success rate ≥ the best peer's (median over runs), requests into the outage
+  // ≤ 1/5 of the SDK's, recovery (→ first success on the primary model) ≤ one breaker cooldown in every run.
+  const targetsFor = (v) => {
+    const R = (c) => results.get(`${c}/${v}`);
+    const peers = ["sdk", "cockatiel"].map((c) => ({ c, rate: agg(R(c), "successRate") }));
+    const best = peers.reduce((a, b) => (b.rate > a.rate ? b : a));
+    const oursRate = agg(R("ours"), "successRate");
+    const sdkReq = agg(R("sdk"), "requestsInOutage");
+    const oursReq = agg(R("ours"), "requestsInOutage");
+    const recoveryMs = R("ours").map((x) => x.recoveryMs);
+    const t = {
+      bestPeer: best.c,
+      bestPeerRate: best.rate,
+      oursRate,
+      rateMet: oursRate >= best.rate,
+      sdkReq,
+      oursReq,
+      reqMet: oursReq <= sdkReq / 5,
+      recoveryMs,
+      cooldownMs: cooldown,
+      recoveryBoundMs: cooldown + 2 * s.latencyMs + (mode === "open" ? 1000 / load : 100 / load),
+      recoveryMet: recoveryMs.every((x) => Number.isFinite(x) && x <= cooldown),
+    };
+    return { ...t, met: t.rateMet && t.reqMet && t.recoveryMet };
+  };
+  const targets = { mode, plain: targetsFor("plain"), fallback: targetsFor("fallback") };
+  raw.faultsTargets = targets;
+  const yn = (b) => (b ? "**met**" : "**not met**");
+  const targetLine = (v) => {
+    const t = targets[v];
+    return (
+      `${v === "fallback" ? "With fallback" : "Without fallback"}: success rate ≥ best peer (${label[t.bestPeer]}, ${pct(t.bestPeerRate, 1)}) → ours ${pct(t.oursRate, 1)} ${yn(t.rateMet)}; ` +
+      `requests into the outage ≤ 1/5 of the SDK's (${f(t.sdkReq, 0)} → ≤ ${f(t.sdkReq / 5, 0)}) → ours ${f(t.oursReq, 0)} ${yn(t.reqMet)}; ` +
+      `recovery ≤ one breaker cooldown (${t.cooldownMs} ms) → ours ${t.recoveryMs.map((x) => f(x, 0)).join(" / ")} ms ${yn(t.recoveryMet)}` +
+      ` (a breaker with half-open probes can take up to cooldown + the failed probe's and the next probe's round trips + the wait for the next call ≈ ${f(t.recoveryBoundMs, 0)} ms, depending on where in the probe cycle the recovery falls: ${t.recoveryMs.every((x) => Number.isFinite(x) && x <= t.recoveryBoundMs) ? "within that bound" : "**beyond that bound**"}).`
+    );
+  };
+  const loadText =
+    mode === "open"
+      ? `Open-loop arrivals: ${load} calls/s spread evenly over the ${s.endAt / 1000} s schedule (one every ${f(1000 / load, 2)} ms), the same arrival times for every configuration whatever happens to the calls in flight, so every configuration handles the same ${first.arrivals} calls; success rate = successful calls / calls that arrived; phases are by arrival time; latency counts from the scheduled arrival, so it includes how late the process launched a call (event-loop stalls from the configuration's own work or from other processes on the machine). "Launch lag" = how late the driver launched arrivals: a p99 above a few tens of ms means the process was starved of CPU, and a stall near the storm's end pushes storm arrivals past it, where they succeed more easily.`
+      : `Closed loop: ${load} concurrent callers, each starting at most one call per 100 ms slot until the end (a configuration that fails fast makes more, failing, calls in the outage, so "success rate" penalises failing fast; compare "successful calls").`;
   sections.push({
     title: "3. Resilience under faults (fake provider, real HTTP on 127.0.0.1)",
     body:
-      `Schedule (ms from start): healthy 0–${s.stormAt}; 429 storm ${s.stormAt}–${s.outageAt} (the provider admits ${s.stormCapacity} requests per ${s.stormWindowMs} ms window, the rest get 429 + \`retry-after-ms: ${s.stormWindowMs}\`); hard outage of \`${s.model}\` ${s.outageAt}–${s.recoverAt} (every request → 503); recovered ${s.recoverAt}–${s.endAt}. Provider latency ${s.latencyMs} ms. 20 concurrent callers, each starting at most one call per 100 ms slot until the end. ${rounds} run(s) per configuration, each in its own process (values listed per run, "a / b"). Requests are counted by the provider (each call carries an id header); "retries" = requests beyond the first of each call; recovery = provider recovered → first successful call completes. The callers are a closed loop: a configuration that fails fast during the outage makes many more (failed) calls there than one whose calls sit in 0.5–1.5 s of SDK backoff, so "success rate" penalises failing fast; "successful calls" (goodput over the same 10 s) compares the configurations on equal terms.\n\n` +
-      table(
-        ["configuration", "calls", "successful calls", "success rate", "success, calls not started in the outage", "requests into the outage", "retries sent", "latency p50 ; p99 ms", "failed call p50 ms", "recovery ms"],
-        rows,
-      ) +
-      `\n\n${errs}\n\nTargets: success rate ≥ best peer (${pct(best, 1)} overall, ${pct(bestOutside, 1)} outside the outage) → ours ${pct(agg(ours, "successRate"), 1)} / ${pct(agg(ours, "successRateOutsideOutage"), 1)}; requests into the outage ≤ 1/5 of the SDK's (${f(sdkReq, 0)}) → ours ${f(agg(ours, "requestsInOutage"), 0)}; recovery ≤ one breaker cooldown (500 ms) → ours ${ours.map((x) => f(x.recoveryMs, 0)).join(" / ")} ms.`,
+      `Schedule (ms from start): healthy 0–${s.stormAt}; 429 storm ${s.stormAt}–${s.outageAt} (the provider admits ${s.stormCapacity} requests per ${s.stormWindowMs} ms window, all models together, the rest get 429 + \`retry-after-ms: ${s.stormWindowMs}\`); hard outage of \`${s.model}\` ${s.outageAt}–${s.recoverAt} (every request for it → 503; \`${fallbackModel}\` stays healthy); recovered ${s.recoverAt}–${s.endAt}. Provider latency ${s.latencyMs} ms. Every call asks for \`${primary}\`. ${loadText} ${rounds} run(s) per configuration, each in its own process, the order reversed every other round (values listed per run, "a / b"). Requests are counted by the provider (each call carries an id header); "requests into the outage" = requests for \`${primary}\` that arrived during its outage; "retries" = requests beyond the first of each call on each model (the first request to the fallback model is a fallback, not a retry); recovery = provider recovered → first call served by \`${primary}\` completes (with a fallback, calls succeed throughout, so this is when traffic is back on the primary). Breakers (cockatiel, ours): 5 consecutive failures, ${cooldown} ms cooldown, one per model.\n\n` +
+      `**Without fallback** (every call only asks for \`${primary}\`)\n\n` +
+      table(headersFor("plain"), rowsFor("plain")) +
+      `\n\n${details("plain")}\n\n` +
+      `**With fallback to \`${fallbackModel}\`** (the SDK: a try/catch calling \`${fallbackModel}\` after the SDK gave up on a 429/408/5xx/connection error; cockatiel: its \`fallback\` policy around the primary's retry + breaker, on those errors and on an open breaker, calling \`${fallbackModel}\` through its own retry + breaker; ours: \`register({ fallbacks: { "${primary}": ["${fallbackModel}"] } })\`)\n\n` +
+      table(headersFor("fallback"), rowsFor("fallback")) +
+      `\n\n${details("fallback")}\n\n` +
+      `Targets (medians over runs; recovery in every run).\n\n- ${targetLine("fallback")}\n- ${targetLine("plain")}`,
   });
 }
 

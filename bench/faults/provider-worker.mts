@@ -1,11 +1,16 @@
 // The fake provider (real HTTP on 127.0.0.1) on its own thread, driven through the fault schedule.
-// Messages in: { type: "start" } -> runs the schedule; { type: "report" } -> request log.
+// Messages in: { type: "start", t0? } -> runs the schedule from t0 (Date.now() of the caller's clock, so the
+// callers' arrival schedule and the provider's phases share one origin); { type: "report" } -> request log.
 // Messages out: { type: "ready", url }, { type: "phase", name, at }, { type: "report", requests }.
 import { parentPort, workerData } from 'node:worker_threads';
 import { startFakeProvider } from '../../test/fake-provider/index.ts';
 
 export interface Schedule {
-  /** ms from start: healthy until stormAt, 429 storm until outageAt, 503 outage until recoverAt, healthy until endAt. */
+  /**
+   * ms from start: healthy until stormAt, 429 storm until outageAt, 503 outage of `model` until recoverAt,
+   * healthy until endAt. The storm is account-wide (every model shares its capacity); the outage is of
+   * `model` only: any other model (the callers' fallback) stays healthy through it.
+   */
   stormAt: number;
   outageAt: number;
   recoverAt: number;
@@ -39,7 +44,7 @@ function rateLimitWindow(): void {
 
 port.on('message', async (msg: any) => {
   if (msg.type === 'start') {
-    const t0 = Date.now();
+    const t0 = typeof msg.t0 === 'number' ? msg.t0 : Date.now();
     const phase = (name: string) => port.postMessage({ type: 'phase', name, at: Date.now() });
     phase('healthy');
     const timers: NodeJS.Timeout[] = [];
@@ -64,7 +69,7 @@ port.on('message', async (msg: any) => {
   } else if (msg.type === 'report') {
     port.postMessage({
       type: 'report',
-      requests: provider.requests.map((r) => ({ at: r.at, callId: r.headers['x-bench-call-id'], retryCount: r.retryCount })),
+      requests: provider.requests.map((r) => ({ at: r.at, callId: r.headers['x-bench-call-id'], model: r.model, retryCount: r.retryCount })),
     });
     await provider.close();
   }
