@@ -96,15 +96,15 @@ const raw = {};
 // ------------------------------------------------------------------ part 1: overhead
 
 const CONFIGS = {
-  openai: ["raw", "raw-ctx", "ours", "ours-nolog", "otel-contrib", "traceloop"],
-  anthropic: ["raw", "raw-ctx", "builtin-tracing", "ours", "ours-nolog", "traceloop"],
+  openai: ["raw", "raw-ctx", "ours", "ours-debug", "otel-contrib", "traceloop"],
+  anthropic: ["raw", "raw-ctx", "builtin-tracing", "ours", "ours-debug", "traceloop"],
 };
 const CONFIG_LABEL = {
   openai: {
     raw: "openai SDK alone",
     "raw-ctx": "SDK alone, each call in context.with() (reference: context propagation only)",
     ours: "+ llm-resilience",
-    "ours-nolog": "+ llm-resilience, log line off (logLevel silent)",
+    "ours-debug": "+ llm-resilience, logLevel debug (a summary line per call)",
     "otel-contrib": "+ @opentelemetry/instrumentation-openai (forced onto v7)",
     traceloop: "+ @traceloop/instrumentation-openai (manuallyInstrument)",
   },
@@ -113,7 +113,7 @@ const CONFIG_LABEL = {
     "raw-ctx": "SDK alone, each call in context.with() (reference: context propagation only)",
     "builtin-tracing": "anthropic SDK, built-in tracing on",
     ours: "+ llm-resilience",
-    "ours-nolog": "+ llm-resilience, log line off (logLevel silent)",
+    "ours-debug": "+ llm-resilience, logLevel debug (a summary line per call)",
     traceloop: "+ @traceloop/instrumentation-anthropic (Messages patched by hand)",
   },
 };
@@ -160,7 +160,7 @@ async function partOverhead() {
         const s = config === "raw" ? base : config === "ours" ? ours : stat(config);
         const added = s.med - base.med;
         const addedBest = s.best - base.best;
-        const isRef = config === "raw" || config === "ours" || config === "raw-ctx" || config === "ours-nolog";
+        const isRef = config === "raw" || config === "ours" || config === "raw-ctx" || config === "ours-debug";
         return [
           CONFIG_LABEL[provider][config],
           `${f(s.med)} (${f(s.min)}–${f(s.max)})`,
@@ -179,7 +179,7 @@ async function partOverhead() {
             rows,
           ),
       );
-      const nolog = stat("ours-nolog");
+      const debugLog = stat("ours-debug");
       const ctx = stat("raw-ctx");
       const peers = CONFIGS[provider]
         .filter((c) => PEERS.includes(c))
@@ -191,8 +191,12 @@ async function partOverhead() {
         rawBest: base.best,
         oursAdded: ours.med - base.med,
         oursAddedBest: ours.best - base.best,
-        logCost: ours.med - nolog.med,
-        logCostBest: ours.best - nolog.best,
+        logCost: debugLog.med - ours.med,
+        logCostBest: debugLog.best - ours.best,
+        oursOverCtx: ours.med - ctx.med,
+        oursOverCtxBest: ours.best - ctx.best,
+        ctx: ctx.med,
+        ctxBest: ctx.best,
         ctxFloor: ctx.med - base.med,
         ctxFloorBest: ctx.best - base.best,
         peers,
@@ -208,14 +212,19 @@ async function partOverhead() {
       .join("<br>"),
     `${f(s.logCost)} · ${f(s.logCostBest)}`,
     `${f(s.ctxFloor)} · ${f(s.ctxFloorBest)}`,
+    `${f(s.oursOverCtx)} µs = ${pct(s.oursOverCtx / s.ctx)} · fastest ${f(s.oursOverCtxBest)} µs = ${pct(s.oursOverCtxBest / s.ctxBest)}`,
   ]);
   sections.push({
     title: "1. Overhead per call (in-process, canned fetch)",
     body:
-      `${ROUNDS} rounds × every configuration, each run in its own process, interleaved (the order rotates each round); per process: warm-up (2,500 calls, 150 for streams, the same for every configuration), then 16 batches of sequential awaited calls (~0.4 s in all). "median" = median over rounds of each process's median batch, with the min–max of those round medians; "fastest batch" = the fastest batch seen in any round, the number least disturbed by other work on the machine. "added" = configuration − raw SDK (same provider, same workload); "peer added ÷ ours added" > 1 means the peer adds more than we do. Every configuration has the same OpenTelemetry SDK registered (NodeTracerProvider + BatchSpanProcessor, MeterProvider + PeriodicExportingMetricReader 1 s, dropping exporters); stdout is /dev/null, so our default pino logger really writes its line. Spans/call counts what reached the exporter.\n\n` +
+      `${ROUNDS} rounds × every configuration, each run in its own process, interleaved (the order rotates each round); per process: warm-up (2,500 calls, 150 for streams, the same for every configuration), then 16 batches of sequential awaited calls (~0.4 s in all). "median" = median over rounds of each process's median batch, with the min–max of those round medians; "fastest batch" = the fastest batch seen in any round, the number least disturbed by other work on the machine. "added" = configuration − raw SDK (same provider, same workload); "peer added ÷ ours added" > 1 means the peer adds more than we do. Every configuration has the same OpenTelemetry SDK registered (NodeTracerProvider + BatchSpanProcessor, MeterProvider + PeriodicExportingMetricReader 1 s, dropping exporters); stdout is /dev/null, so our pino logger really writes what it logs (at the default level, info, a successful call logs nothing: decisions are logged as they happen; "logLevel debug" adds the per-call summary line). Spans/call counts what reached the exporter. Before timing, each process runs one metrics export, the state any process exporting telemetry reaches after its first interval (the exporters run inside context.with(), which turns AsyncLocalStorage's promise hooks on; "raw" records no metrics, so its hooks stay off).\n\n` +
       out.join("\n\n") +
       "\n\n#### Targets: ours added ≤ 15% of the raw call, and ≤ 1/4 of each peer's added cost (median · fastest)\n\n" +
-      table(["workload", "ours added (target ≤ 15% of raw)", "vs peers (target ≤ 25% of theirs)", "our log line µs (ours − log off)", "context.with floor µs (raw-ctx − raw)"], targetRows, ["l", "l", "l", "r", "r"]),
+      table(
+        ["workload", "ours added (target ≤ 15% of raw)", "vs peers (target ≤ 25% of theirs)", "debug summary line µs (ours-debug − ours)", "context.with floor µs (raw-ctx − raw)", "ours beyond the floor (ours − raw-ctx)"],
+        targetRows,
+        ["l", "l", "l", "r", "r", "l"],
+      ),
   });
 }
 
@@ -223,13 +232,13 @@ async function partOverhead() {
 
 async function partAblation() {
   const rounds = QUICK ? 1 : 2;
-  const variants = ["raw", "raw-ctx", "ours", "ours-nolog", "ours-nobody", "ours-nometrics", "ours-nospans", "ours-nopolicies", "ours-bare"];
+  const variants = ["raw", "raw-ctx", "ours", "ours-debug", "ours-nobody", "ours-nometrics", "ours-nospans", "ours-nopolicies", "ours-bare"];
   const label = {
     raw: "openai SDK alone",
     "raw-ctx": "SDK alone in context.with() (context propagation only)",
     ours: "+ llm-resilience (everything on)",
-    "ours-nolog": "… without the log line (logLevel silent)",
-    "ours-nobody": "… without the response-body watchers (watchBody no-op)",
+    "ours-debug": "… with logLevel debug (a summary line per call written)",
+    "ours-nobody": "… without the response-body watchers",
     "ours-nometrics": "… without metric records (no-op instruments)",
     "ours-nospans": "… with our spans not sampled (AlwaysOffSampler for our scope)",
     "ours-nopolicies": "… without breaker and retry budget",
