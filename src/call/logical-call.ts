@@ -313,9 +313,15 @@ export class LogicalCall {
     const level = errorType === undefined ? "debug" : "info";
     const logger = log();
     if (!logger.isLevelEnabled(level)) return;
+    const sc = this.span.spanContext();
+    // One literal (no spread): this line is on the hot path of every call at debug level.
     logger[level](
       {
-        ...this.logContext(),
+        provider: this.id.provider,
+        operation: this.id.op.name,
+        model: this.requestModel,
+        trace_id: sc.traceId,
+        span_id: sc.spanId,
         "tokens.input": u?.input,
         "tokens.output": u?.output,
         latency_ms: Math.round(seconds * 1000),
