@@ -113,8 +113,13 @@ const OTLP_DEFAULT_TIMEOUT_MS = 10_000;
 const SHORT = { OTEL_EXPORTER_OTLP_TIMEOUT: "1000" };
 const runs: Run[] = [
   { name: "exporting off", mode: "off" },
-  // A queue big enough for every span: all of them must arrive.
-  { name: "healthy endpoint", mode: "ok", env: { OTEL_BSP_MAX_QUEUE_SIZE: "2048", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "512" } },
+  // A queue big enough for every span: all of them must arrive. Generous timeouts: this is the control
+  // run, and eight children share two cores with the receiver, which may answer late.
+  {
+    name: "healthy endpoint",
+    mode: "ok",
+    env: { OTEL_BSP_MAX_QUEUE_SIZE: "2048", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "512", OTEL_EXPORTER_OTLP_TIMEOUT: "10000", OTEL_METRIC_EXPORT_TIMEOUT: "10000" },
+  },
   { name: "endpoint refuses connections", mode: "refuse", env: SHORT },
   // A long outage compressed: the BatchSpanProcessor's drop warning once per flush, a new count each time.
   { name: "long outage (50 drop warnings)", mode: "refuse", env: { ...SHORT, DIAG_STORM: "50" } },
@@ -149,7 +154,7 @@ async function runFixture(r: Run): Promise<void> {
     ...r.env,
   };
   if (r.mode === "off") env.OTEL_SDK_DISABLED = "true";
-  r.result = await runChild(["--expose-gc", "test/fixtures/reliability/telemetry-app.cjs"], { env, timeoutMs: 25_000 });
+  r.result = await runChild(["--expose-gc", "test/fixtures/reliability/telemetry-app.cjs"], { env, timeoutMs: 60_000 });
   const exitedAt = Date.now();
   r.out = resultLine(r.result.stdout);
   if (r.out) r.exitAfterMs = exitedAt - r.out.doneAt;
@@ -211,7 +216,10 @@ describe("OTLP endpoint down for the whole run (child processes)", () => {
       assert.ok(total < 24, `heap grew ${total.toFixed(1)} MiB over ${CALLS} calls`);
       const lines = r.diagnostics!;
       assert.ok(lines.length >= 1, "the exporter failure is reported");
-      assert.ok(lines.length <= 4, `not a flood: ${lines.length} diagnostic lines\n${lines.map((l) => l.msg).join("\n")}`);
+      // Each distinct problem once (a loaded machine may add a timeout next to the scripted cause), never a flood.
+      const msgs = lines.map((l) => l.msg);
+      assert.equal(new Set(msgs).size, msgs.length, `each diagnostic once:\n${msgs.join("\n")}`);
+      assert.ok(lines.length <= 6, `not a flood: ${lines.length} diagnostic lines\n${msgs.join("\n")}`);
       assert.ok(lines.every((l) => l.level === 40), "as warnings");
       const cause = typeof r.mode === "object" ? (r.mode.status === 500 ? /Internal Server Error/ : /retryable status/) : r.mode === "refuse" ? /ECONNREFUSED/ : /timed out/i;
       assert.match(lines.map((l) => l.msg).join("\n"), cause, "the diagnostic names the cause");
