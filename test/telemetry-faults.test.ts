@@ -118,7 +118,7 @@ const runs: Run[] = [
   {
     name: "healthy endpoint",
     mode: "ok",
-    env: { OTEL_BSP_MAX_QUEUE_SIZE: "2048", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "512", OTEL_EXPORTER_OTLP_TIMEOUT: "10000", OTEL_METRIC_EXPORT_TIMEOUT: "10000" },
+    env: { OTEL_BSP_MAX_QUEUE_SIZE: "2048", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "512", OTEL_EXPORTER_OTLP_TIMEOUT: "10000", OTEL_METRIC_EXPORT_INTERVAL: "5000", OTEL_METRIC_EXPORT_TIMEOUT: "5000" },
   },
   { name: "endpoint refuses connections", mode: "refuse", env: SHORT },
   // A long outage compressed: the BatchSpanProcessor's drop warning once per flush, a new count each time.
