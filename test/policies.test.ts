@@ -194,6 +194,31 @@ describe("retry", () => {
     assert.equal(fake.requests.length, 30 + 4);
     assert.ok(tel.logical().some((s) => events(s, "llm_resilience.give_up")[0]?.attributes["llm_resilience.give_up.reason"] === "budget"));
   });
+
+  test("a 429 with the provider's retry-after is retried on its schedule without spending the budget; one without a delay spends it", async () => {
+    const model = freshModel();
+    setup({ retryBudget: { capacity: 5, retryCost: 5, timeoutRetryCost: 10 }, breaker: false });
+    // Ten calls at once, each first answered 429 + retry-after-ms: the budget holds one retry, all ten retry.
+    fake.script({ match: { model }, times: 10, action: { status: 429, headers: { "retry-after-ms": "5" } } });
+    const scheduled = await Promise.allSettled(Array.from({ length: 10 }, () => chat(model)));
+    assert.deepEqual(scheduled.map((r) => r.status), Array(10).fill("fulfilled"));
+    const sources = tel.logical().flatMap((sp) => events(sp, "llm_resilience.retry")).map((e) => e.attributes["llm_resilience.retry.delay_source"]);
+    assert.deepEqual(sources, Array(10).fill("retry-after-ms"));
+    assert.equal(fake.requests.length, 20);
+
+    // The same storm without a server delay: backoff retries, drawn from the budget (refilled by one
+    // token per success above: 5 + 10 = 15 → three retries at 5).
+    tel.reset();
+    fake.reset();
+    const model2 = freshModel();
+    fake.script({ match: { model: model2 }, times: 10, action: { status: 429 } });
+    const unscheduled = await Promise.allSettled(Array.from({ length: 10 }, () => chat(model2)));
+    const retried = tel.logical().flatMap((sp) => events(sp, "llm_resilience.retry"));
+    assert.ok(retried.every((e) => e.attributes["llm_resilience.retry.delay_source"] === "backoff"));
+    assert.ok(retried.length < 10, `budget-bound retries: ${retried.length}`);
+    assert.equal(unscheduled.filter((r) => r.status === "fulfilled").length, retried.length);
+    assert.ok(tel.logical().some((sp) => events(sp, "llm_resilience.give_up")[0]?.attributes["llm_resilience.give_up.reason"] === "budget"));
+  });
 });
 
 describe("circuit breaker", () => {

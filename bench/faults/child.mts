@@ -19,7 +19,8 @@ import { quantile, require, setupOtel, writeResult } from '../lib/common.mjs';
 import type { Schedule } from './provider-worker.mts';
 
 const [config = 'ours', variantArg = 'plain', modeArg = 'open', loadArg, scaleArg] = process.argv.slice(2);
-if (!['sdk', 'cockatiel', 'ours'].includes(config)) throw new Error(`unknown config ${config}`);
+// ours-nobudget: llm-resilience with its retry budget off (retries bounded by attempts alone), a knob priced by hand.
+if (!['sdk', 'cockatiel', 'ours', 'ours-nobudget'].includes(config)) throw new Error(`unknown config ${config}`);
 if (!['plain', 'fallback'].includes(variantArg)) throw new Error(`unknown variant ${variantArg}`);
 if (!['open', 'closed'].includes(modeArg)) throw new Error(`unknown mode ${modeArg}`);
 const WITH_FALLBACK = variantArg === 'fallback';
@@ -58,9 +59,10 @@ const url: string = await new Promise((resolve, reject) => {
 
 setupOtel();
 const notes: string[] = [];
-if (config === 'ours') {
+if (config === 'ours' || config === 'ours-nobudget') {
   const opts = {
     startSdk: false,
+    ...(config === 'ours-nobudget' && { retryBudget: false as const }),
     breaker: { failures: 5, cooldownMs: BREAKER_COOLDOWN_MS },
     baseDelayMs: 20,
     maxDelayMs: 200,

@@ -237,7 +237,11 @@ async function decide(
   if (server && server.ms > options.maxRetryAfterMs) return unavailable("retry_after_too_long");
   const delayMs = server ? server.ms : backoffDelay(retryIndex, { baseMs: options.baseDelayMs, maxMs: options.maxDelayMs });
   if (deadlineAt !== undefined && Date.now() + delayMs >= deadlineAt) return { kind: "give_up", reason: "deadline" };
-  const budgetCost = await policies.acquireRetry(failure.timeout);
+  // A rate limit answered with the provider's own retry-after is flow control, not a failure storm: the
+  // provider scheduled that retry, and attempts and the server-delay cap still bound it. Every other
+  // retry (5xx, timeouts, connection errors, a 429 without a delay) draws from the budget.
+  const scheduledByServer = failure.rateLimited && server !== undefined;
+  const budgetCost = scheduledByServer ? 0 : await policies.acquireRetry(failure.timeout);
   if (budgetCost === undefined) return unavailable("budget");
   return { kind: "retry", delayMs, source: server ? server.source : "backoff", budgetCost };
 }
