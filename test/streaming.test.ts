@@ -383,6 +383,25 @@ describe("each span ends exactly once: other endings", () => {
     checkEnding("break", sa, "");
   });
 
+  test("a stream dropped without ever being read: its span ends, not as an error, once the stream is garbage-collected", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    fake.setDefaults({ chunks: 5 });
+    await (async () => {
+      // The caller asks for a stream and walks away (a handler that failed before reading it).
+      await openai.chat.completions.create({ model: "gpt-4o-mini", messages: user, stream: true });
+    })();
+    for (let i = 0; i < 100 && tel.logical().length === 0; i++) {
+      gc();
+      await settle();
+    }
+    const span = onlyLogical();
+    assert.equal(span.status.code, 0, "not an error");
+    assert.equal(attr(span, "error.type"), undefined);
+    assert.equal(attr(span, "llm_resilience.attempts"), 1);
+    assert.equal(tel.attemptsOf(span).length, 1, "its attempt span ended too");
+  });
+
   test("toReadableStream() cancelled by its reader: one end, not an error", async () => {
     fake.setDefaults({ chunks: 100, chunkDelayMs: 2 });
     const stream = await openai.chat.completions.create({ model: "gpt-4o-mini", messages: user, stream: true });

@@ -3,7 +3,7 @@ import type { ClientOverrides, ResilienceOptions } from "../config.js";
 import { mergeBreaker } from "../config.js";
 import { classify } from "../policy/classify.js";
 import { estimateTokens } from "../policy/rate-limiter.js";
-import type { Operation, ProviderAdapter, ProviderName, ResponseInfo } from "../providers/types.js";
+import type { Operation, ProviderAdapter, ProviderName, ResponseInfo, StreamAccumulator } from "../providers/types.js";
 import type { Runtime } from "../runtime.js";
 import { reportOnce } from "../telemetry/logger.js";
 import { resumeAfterStreamFailure, runAttempts, type LoopInput, type LoopResult, type RequestProps } from "./attempt-loop.js";
@@ -216,6 +216,8 @@ export class InstrumentedCall {
     if (this.call.ended) return;
     if (isStream(data)) {
       const acc = this.kit.adapter.streamAccumulator(this.op, this.injectedUsage);
+      // Held by the registry: must not reach the stream (no closure of this scope), or it never dies.
+      const unread: UnreadStream = { call: this, acc, iterated: false };
       const observed = observeStream(
         data,
         acc,
@@ -233,8 +235,12 @@ export class InstrumentedCall {
           }
         },
         (error) => this.restartStream(data, error),
+        () => {
+          unread.iterated = true;
+        },
       );
       if (!observed) this.succeed({});
+      else unreadStreams.register(data, unread);
       return;
     }
     this.succeed(this.kit.adapter.responseInfo(this.op, data));
@@ -261,6 +267,15 @@ export class InstrumentedCall {
         : new StreamClass(p.response, p.controller);
     if ("controller" in stream) stream.controller = p.controller; // so the caller's abort() reaches the live request
     return typeof fresh.iterator === "function" ? fresh.iterator() : fresh[Symbol.asyncIterator]();
+  }
+
+  /** The caller dropped a stream without ever iterating it (seen at garbage collection): ends as returned. */
+  abandoned(acc: StreamAccumulator): void {
+    if (this.call.ended) return;
+    guard("dropped stream", () => {
+      reportOnce("a streamed response was dropped without being read: its span ended when it was garbage-collected");
+      this.succeed(acc.info);
+    });
   }
 
   private succeed(info: ResponseInfo): void {
@@ -401,6 +416,17 @@ export class InstrumentedCall {
 }
 
 const NONE: readonly string[] = [];
+
+interface UnreadStream {
+  readonly call: InstrumentedCall;
+  readonly acc: StreamAccumulator;
+  iterated: boolean;
+}
+
+/** Streams returned to the caller: one never iterated ends its call when it is garbage-collected. */
+const unreadStreams = new FinalizationRegistry<UnreadStream>((u) => {
+  if (!u.iterated) u.call.abandoned(u.acc);
+});
 
 /** What the attempt loop needs from one call: its settings, and how to send one attempt through the SDK. */
 class CallLoop implements LoopInput {

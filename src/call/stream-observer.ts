@@ -19,6 +19,8 @@ export function observeStream(
   onEnd: (outcome: StreamOutcome) => void,
   /** Called when the stream fails before any chunk reached the caller: a fresh iterator to continue with, or undefined. */
   restart?: (error: unknown) => Promise<AsyncIterator<unknown> | undefined>,
+  /** Called when the caller (or an SDK helper, `tee()`, `toReadableStream()`) starts iterating. */
+  onIterate?: () => void,
 ): boolean {
   // openai <= 4.12's Stream has no `iterator`: its [Symbol.asyncIterator] is the one seam there.
   const key: "iterator" | typeof Symbol.asyncIterator =
@@ -40,6 +42,7 @@ export function observeStream(
   };
   if (key === "iterator") watchOuterIterator(stream, end);
   stream[key] = function observedIterator(this: unknown) {
+    onIterate?.();
     return new ObservedIterator(original.call(this), acc, onFirstChunk, end, restart);
   };
   return true;
