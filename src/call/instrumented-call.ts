@@ -10,13 +10,10 @@ import { resumeAfterStreamFailure, runAttempts, type LoopInput, type LoopResult,
 import { guard, LogicalCall, type Attempt } from "./logical-call.js";
 import { breakerKey, policiesFor } from "./policies.js";
 import { observeStream } from "./stream-observer.js";
-import { watchResponseClass } from "../instrumentation/patch-response.js";
+import { kBodyOwner, watchResponseClass, type BodyOwner } from "../instrumentation/patch-response.js";
 
 /** Carries the call from the resource's `post()` to `makeRequest()` inside the request options. */
 export const kCall = Symbol.for("llm-resilience.call");
-
-/** On the Response of a call's last attempt: the call, which watches how the body is read. */
-export const kBodyOwner = Symbol("llm-resilience.body-owner");
 
 /** What we need from one loaded SDK build (CJS and ESM builds are separate). */
 export interface SdkKit {
@@ -126,7 +123,7 @@ function withRetryCount(h: any, value: string): any {
 }
 
 /** One instrumented SDK call: telemetry (LogicalCall) + the policy loop + reading the result. */
-export class InstrumentedCall {
+export class InstrumentedCall implements BodyOwner {
   readonly call: LogicalCall;
   private readonly options: ResilienceOptions;
   private readonly injectedUsage: boolean;

@@ -1,5 +1,16 @@
-import { kBodyOwner, type InstrumentedCall } from "../call/instrumented-call.js";
 import { reportOnce } from "../telemetry/logger.js";
+
+/** What a response's owner (the call that received it) is told about reads of its body. */
+export interface BodyOwner {
+  bodyRead(method: string, read: Promise<unknown>): void;
+  /** An observer to hand out as `response.body`, or undefined to hand out the original. */
+  bodyStream(original: ReadableStream): ReadableStream | undefined;
+  /** Whether an observer handed out earlier still stands in for `response.body`. */
+  bodyStreamOpen(): boolean;
+}
+
+/** On the Response of a call's last attempt: the call that owns it. */
+export const kBodyOwner = Symbol("llm-resilience.body-owner");
 
 const BODY_METHODS = ["text", "json", "arrayBuffer", "bytes", "blob", "formData"] as const;
 const PATCHED = Symbol.for("llm-resilience.patched-body");
@@ -34,7 +45,7 @@ function patchMethod(proto: object, method: string): void {
   if (typeof original !== "function" || original[PATCHED]) return;
   const watched = function (this: any, ...args: unknown[]) {
     const result = original.apply(this, args);
-    const call: InstrumentedCall | undefined = this?.[kBodyOwner];
+    const call: BodyOwner | undefined = this?.[kBodyOwner];
     if (call !== undefined && typeof result?.then === "function") {
       try {
         call.bodyRead(method, result);
@@ -57,7 +68,7 @@ function patchBodyGetter(proto: object): void {
   if (!get || (get as any)[PATCHED] || typeof ReadableStream !== "function") return;
   const watchedGet = function (this: any) {
     const original = get.call(this);
-    const call: InstrumentedCall | undefined = this?.[kBodyOwner];
+    const call: BodyOwner | undefined = this?.[kBodyOwner];
     if (call === undefined || !original || typeof original.getReader !== "function") return original;
     try {
       const observed = this[kObservedBody];
