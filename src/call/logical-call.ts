@@ -194,7 +194,8 @@ export class LogicalCall {
     });
   }
 
-  endAttempt(attempt: Attempt, errorType?: string, info?: ResponseInfo, infoAttributes?: Attributes): void {
+  /** Ends an attempt; `responseAttrs` are what its response said (id, model, usage), when it was read. */
+  endAttempt(attempt: Attempt, errorType?: string, responseAttrs?: Attributes): void {
     if (attempt.ended) return;
     attempt.ended = true;
     guard("endAttempt", () => {
@@ -204,8 +205,7 @@ export class LogicalCall {
         attempt.span.setStatus({ code: SpanStatusCode.ERROR });
         attrs = { ...attrs, [ATTR.ERROR_TYPE]: errorType };
       }
-      if (infoAttributes) attempt.span.setAttributes(infoAttributes);
-      else if (info) attempt.span.setAttributes(responseAttributes(info));
+      if (responseAttrs) attempt.span.setAttributes(responseAttrs);
       getInstruments().attempts.add(1, attrs);
     });
     endSpan(attempt.span);
@@ -273,7 +273,7 @@ export class LogicalCall {
     this.ended = true;
     const attempt = this.current;
     const attributes = guard("response attributes", () => responseAttributes(info));
-    if (attempt) this.endAttempt(attempt, undefined, info, attributes);
+    if (attempt) this.endAttempt(attempt, undefined, attributes);
     guard("succeed", () => {
       if (attributes) this.span.setAttributes(attributes);
       this.span.setAttribute(ATTR.ATTEMPTS, this.attemptCount);
@@ -289,9 +289,10 @@ export class LogicalCall {
     if (this.ended) return;
     this.ended = true;
     const attempt = this.current;
-    if (attempt) this.endAttempt(attempt, errorType, info);
+    const attributes = guard("response attributes", () => responseAttributes(info));
+    if (attempt) this.endAttempt(attempt, errorType, attributes);
     guard("fail", () => {
-      this.span.setAttributes(responseAttributes(info));
+      if (attributes) this.span.setAttributes(attributes);
       this.span.setAttribute(ATTR.ATTEMPTS, this.attemptCount);
       this.span.setAttribute(ATTR.ERROR_TYPE, errorType);
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.redact(err.message).slice(0, 300) : undefined });

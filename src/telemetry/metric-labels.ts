@@ -16,7 +16,8 @@ const cache = new Map<string, MetricLabels>();
  * a call records up to four metric points, and each used to allocate its own label object.
  */
 export function metricLabels(operation: string, provider: string, model: string | undefined, server: string | undefined): MetricLabels {
-  const key = `${operation}\u0000${provider}\u0000${model ?? ""}\u0001${server ?? ""}`;
+  // \u0001 stands for "absent", so an empty model or server never shares a key with a missing one.
+  const key = `${operation}\u0000${provider}\u0000${model ?? "\u0001"}\u0000${server ?? "\u0001"}`;
   let labels = cache.get(key);
   if (labels) return labels;
   const base: Attributes = { [ATTR.OPERATION]: operation, [ATTR.PROVIDER]: provider };
