@@ -11,8 +11,8 @@
  *              the require hook sees the module NAME exactly as in an application.
  * - `esm`:     `node --import llm-resilience/register` (esm/register.mjs) with an ES module app that
  *              statically imports the SDK by name, run from test/compat/v/<alias>/.
- * Unsupported versions (openai 3.x, anthropic < 0.30) run by name and as ESM: one warning line,
- * nothing patched, no spans, and the calls still work.
+ * Unsupported versions (openai 3.x, anthropic < 0.30) run by name and as ESM, and anthropic's also through
+ * instrument(client) (alias): one warning line, nothing patched, no spans, and the calls still work.
  *
  * Needs `scripts/compat-install.sh` (fails, not skips, without it) and a built dist/ (`npm test`
  * builds first). COMPAT_CONCURRENCY sets how many children run at once (default 2);
@@ -94,7 +94,9 @@ const ONLY = process.env.COMPAT_ONLY ? new RegExp(process.env.COMPAT_ONLY) : und
 const CELLS: Cell[] = [];
 for (const node of NODES)
   for (const sdk of SDKS)
-    for (const mode of (sdk.supported ? ["alias", "by-name", "esm"] : ["by-name", "esm"]) as Mode[]) {
+    // Unsupported anthropic clients also go through instrument(client) (alias), which must refuse them
+    // by the version the client reports; openai 3.x has no client class of the kind instrument() takes.
+    for (const mode of (sdk.supported || sdk.sdk === "anthropic" ? ["alias", "by-name", "esm"] : ["by-name", "esm"]) as Mode[]) {
       const key = `node${node} ${sdk.alias} ${mode}`;
       if (!ONLY || ONLY.test(key)) CELLS.push({ node, sdk, mode, key });
     }

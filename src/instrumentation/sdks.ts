@@ -41,6 +41,31 @@ function warnOnce(key: string, message: string, extra: Record<string, unknown>):
   log().warn(extra, message);
 }
 
+function warnUnsupported(pkg: SdkPackage, version: string | undefined): void {
+  warnOnce(`version:${pkg}@${version}`, `llm-resilience: ${pkg}@${version ?? "unknown"} is outside the supported range ${SUPPORTED[pkg].range}; its calls pass through untouched`, {
+    package: pkg,
+    version,
+  });
+}
+
+/** The SDK version a client object reports (`getUserAgent()` is "<Class>/JS <version>" in every build checked). */
+function clientVersion(client: any): string | undefined {
+  try {
+    const ua = typeof client?.getUserAgent === "function" ? client.getUserAgent() : undefined;
+    return typeof ua === "string" ? /\/JS (\S+)/.exec(ua)?.[1] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `instrument(client)` on a client of a version outside the supported range: warn, leave it alone. */
+function unsupportedClient(pkg: SdkPackage, client: any): boolean {
+  const version = clientVersion(client);
+  if (version === undefined || isSupported(pkg, version)) return false;
+  warnUnsupported(pkg, version);
+  return true;
+}
+
 /** Anthropic SDK ≥1 opens its own call span when a tracer provider exists; ours replaces it. */
 function silenceAnthropicTracing(BaseClass: any): void {
   const proto = BaseClass?.prototype;
@@ -80,10 +105,7 @@ export function clientClassOf(pkg: SdkPackage, sdkExports: any): any {
  */
 export function instrumentSdk(pkg: SdkPackage, sdkExports: any, version: string | undefined): boolean {
   if (!isSupported(pkg, version)) {
-    warnOnce(`version:${pkg}@${version}`, `llm-resilience: ${pkg}@${version ?? "unknown"} is outside the supported range ${SUPPORTED[pkg].range}; its calls pass through untouched`, {
-      package: pkg,
-      version,
-    });
+    warnUnsupported(pkg, version);
     return false;
   }
   const ClientClass = clientClassOf(pkg, sdkExports);
@@ -120,12 +142,14 @@ export function instrumentClientObject(client: any): boolean {
   for (let p = Object.getPrototypeOf(client); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
     const name = p.constructor?.name;
     if (name === "OpenAI") {
+      if (unsupportedClient("openai", client)) return false;
       const ok = patchClientClass(p.constructor, kitFor("openai", p.constructor)) !== "unsupported";
       if (ok) rebindResources(client);
       return ok;
     }
     // "Anthropic": the older 0.x builds (0.30.0 checked) have no BaseAnthropic (Anthropic extends Core.APIClient).
     if (name === "BaseAnthropic" || name === "Anthropic") {
+      if (unsupportedClient("@anthropic-ai/sdk", client)) return false;
       const ok = patchClientClass(p.constructor, kitFor("@anthropic-ai/sdk", p.constructor)) !== "unsupported";
       if (ok) {
         silenceAnthropicTracing(p.constructor);
@@ -134,5 +158,6 @@ export function instrumentClientObject(client: any): boolean {
       return ok;
     }
   }
+  warnOnce("instrument:unknown", "llm-resilience: instrument() got an object that is not an openai or @anthropic-ai/sdk client; its calls pass through untouched", {});
   return false;
 }
