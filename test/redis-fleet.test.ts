@@ -218,7 +218,7 @@ test("a fleet of 4 processes shares breaker and rate-limit state through Redis",
     assert.ok(perWorker.every((n) => n > 0));
   });
 
-  const early = workers.flatMap((w) => w.of("degraded").map((m) => `process ${w.id} degraded=${m.degraded} at ${m.t}`));
+  const early = workers.flatMap((w) => w.of("degraded").map((m) => `process ${w.id} degraded=${m.degraded} at ${m.t}${m.why ? ` (${m.why})` : ""}`));
   assert.deepEqual(early, [], "no process went degraded before Redis was killed (machine overloaded?)");
 
   await t.test("Redis killed mid-run: no call fails because of it; processes fall back, then re-converge", async () => {

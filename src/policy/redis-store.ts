@@ -238,8 +238,11 @@ export class RedisStore implements StateStore<"async">, RedisHost {
         () => {
           this._subscribed = true;
           // Messages may have been missed while unsubscribed: re-read every cached state, also
-          // mid-recovery (a reconcile that ran before the subscription may have missed one).
-          if (this._status !== "closed") this.resyncAll();
+          // mid-recovery (a reconcile that ran before the subscription may have missed one). Not
+          // while the command connection is down or still connecting: its own recovery reconciles
+          // every state once it is ready, and a command sent now would only fail and mark the store
+          // degraded for nothing (the subscriber connection often wins the race at start-up).
+          if (this._status !== "closed" && this.client.status === "ready") this.resyncAll();
         },
         () => {},
       );
