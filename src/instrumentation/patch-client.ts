@@ -3,15 +3,9 @@ import { InstrumentedCall, kCall, type SdkKit } from "../call/instrumented-call.
 import { getRuntime } from "../runtime.js";
 import { reportOnce } from "../telemetry/logger.js";
 import { silenceClientTracing } from "./sdks.js";
+import { ownerOf } from "./owner-of.js";
 
 const PATCHED = Symbol.for("llm-resilience.patched");
-
-function ownerOf(proto: any, name: string): any {
-  for (let p = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
-    if (Object.prototype.hasOwnProperty.call(p, name)) return p;
-  }
-  return undefined;
-}
 
 /**
  * Patches one SDK build's client class. Two seams, both on the prototype, so clients constructed

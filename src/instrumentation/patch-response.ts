@@ -1,4 +1,5 @@
 import { reportOnce } from "../telemetry/logger.js";
+import { ownerOf } from "./owner-of.js";
 
 /** What a response's owner (the call that received it) is told about reads of its body. */
 export interface BodyOwner {
@@ -30,13 +31,6 @@ export function watchResponseClass(response: object): void {
   lastProto = proto;
   for (const method of BODY_METHODS) patchMethod(proto, method);
   patchBodyGetter(proto);
-}
-
-function ownerOf(proto: any, name: string): any {
-  for (let p = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
-    if (Object.prototype.hasOwnProperty.call(p, name)) return p;
-  }
-  return undefined;
 }
 
 function patchMethod(proto: object, method: string): void {
