@@ -247,7 +247,7 @@ function withContext(config, chat, stream) {
  * price each piece. Nothing in src/ changes; the built modules are patched in memory.
  *   ours-debug      logLevel debug: the per-call summary line is written (info, the default, logs decisions only)
  *   ours-nolog      logLevel silent (no log lines at all)
- *   ours-nobody     the response-body watchers off (InstrumentedCall.prototype.bodyRead / bodyStream no-ops)
+ *   ours-nobody     the response-body watchers off (InstrumentedCall.prototype.bodyRead a no-op, bodyStreamOpen false)
  *   ours-nometrics  getInstruments() returns no-op instruments (no metric records)
  *   ours-nospans    our tracer scope gets a never-sampling tracer (spans created non-recording)
  *   ours-nopolicies breaker and retry budget off
@@ -257,8 +257,8 @@ function ablate(dist, off, otel, notes) {
   if (off.has("body")) {
     const { InstrumentedCall } = require(join(dist, "call/instrumented-call.js"));
     InstrumentedCall.prototype.bodyRead = function () {};
-    InstrumentedCall.prototype.bodyStream = function () {
-      return undefined;
+    InstrumentedCall.prototype.bodyStreamOpen = function () {
+      return false;
     };
     notes.push("response-body watchers disabled");
   }

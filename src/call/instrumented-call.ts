@@ -306,8 +306,7 @@ export class InstrumentedCall implements BodyOwner {
    * parser also reads `body` (streams) and may touch it before `finish` (a debug log argument), so
    * the observer reads nothing until read from, and the getter gives way once `finish` ran.
    */
-  bodyStream(original: ReadableStream): ReadableStream | undefined {
-    if (this.parsed || this.call.ended) return undefined;
+  bodyStream(original: ReadableStream): ReadableStream {
     return this.observeBody(original, this.streamRequest);
   }
 

@@ -37,18 +37,18 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
     const parent = context.active();
     const client = this;
     let ic: InstrumentedCall | undefined;
+    const start = (o: unknown) => {
+      const t = InstrumentedCall.start(rt, client, kit, op, parent, o);
+      ic = t?.[kCall];
+      return t;
+    };
     let tagged: unknown;
     if (typeof (opts as any)?.then === "function") {
-      tagged = Promise.resolve(opts).then((o) => {
-        const t = InstrumentedCall.start(rt, client, kit, op, parent, o);
-        ic = t?.[kCall];
-        return t;
-      });
+      tagged = Promise.resolve(opts).then(start);
     } else {
       // The resources pass plain options: no promise and no microtask needed to tag them.
       try {
-        tagged = InstrumentedCall.start(rt, client, kit, op, parent, opts);
-        ic = (tagged as any)?.[kCall];
+        tagged = start(opts);
       } catch (err) {
         reportOnce("telemetry error starting a call", err);
         tagged = opts;

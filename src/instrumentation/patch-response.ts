@@ -4,10 +4,10 @@ import { ownerOf } from "./owner-of.js";
 /** What a response's owner (the call that received it) is told about reads of its body. */
 export interface BodyOwner {
   bodyRead(method: string, read: Promise<unknown>): void;
-  /** An observer to hand out as `response.body`, or undefined to hand out the original. */
-  bodyStream(original: ReadableStream): ReadableStream | undefined;
-  /** Whether an observer handed out earlier still stands in for `response.body`. */
+  /** Whether `response.body` is still the owner's to observe (the SDK has not parsed, the call is open). */
   bodyStreamOpen(): boolean;
+  /** An observer of `original` to hand out as `response.body` (built once per response). */
+  bodyStream(original: ReadableStream): ReadableStream;
 }
 
 /** On the Response of a call's last attempt: the call that owns it. */
@@ -65,12 +65,8 @@ function patchBodyGetter(proto: object): void {
     const call: BodyOwner | undefined = this?.[kBodyOwner];
     if (call === undefined || !original || typeof original.getReader !== "function") return original;
     try {
-      const observed = this[kObservedBody];
-      if (observed) return call.bodyStreamOpen() ? observed : original;
-      const fresh = call.bodyStream(original);
-      if (!fresh) return original;
-      this[kObservedBody] = fresh;
-      return fresh;
+      if (!call.bodyStreamOpen()) return original;
+      return (this[kObservedBody] ??= call.bodyStream(original));
     } catch (err) {
       reportOnce("telemetry error watching a response body", err);
       return original;
