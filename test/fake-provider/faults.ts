@@ -4,6 +4,7 @@ import type {
   FaultRule,
   HangFault,
   MalformedJsonFault,
+  Platform,
   ProviderName,
   RawBodyFault,
   ResetFault,
@@ -18,6 +19,7 @@ export interface MatchTarget {
   path: string;
   model?: string;
   provider: ProviderName;
+  platform?: Platform;
   stream: boolean;
 }
 
@@ -38,6 +40,7 @@ export function matches(match: RuleMatch | undefined, t: MatchTarget): boolean {
   if (match.path !== undefined && !pathMatches(match.path, t.path)) return false;
   if (match.model !== undefined && match.model !== t.model) return false;
   if (match.provider !== undefined && match.provider !== t.provider) return false;
+  if (match.platform !== undefined && match.platform !== t.platform) return false;
   if (match.stream !== undefined && match.stream !== t.stream) return false;
   return true;
 }

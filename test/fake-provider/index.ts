@@ -4,6 +4,7 @@ export {
   type FakeProvider,
   type Fault,
   type FaultRule,
+  type Platform,
   type ProviderName,
   type RecordedRequest,
   type ResponseDefaults,

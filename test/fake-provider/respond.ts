@@ -14,6 +14,7 @@ import {
   isStreamError,
   isSuccess,
 } from './faults';
+import type { Wire } from './platforms';
 import { SseWriter, sleep, writeThrough } from './sse';
 
 export interface Exchange {
@@ -22,6 +23,8 @@ export interface Exchange {
   /** Aborted when the client goes away or the provider closes. */
   signal: AbortSignal;
   format: ProviderFormat;
+  /** The platform's differences on the wire (Bedrock's framing and errors); {} for the provider itself. */
+  wire: Wire;
   info: Omit<RequestInfo, 'defaults'>;
   defaults: ResponseDefaults;
   fault: Fault | undefined;
@@ -54,7 +57,7 @@ function withoutHeaders(o: Partial<ResponseDefaults> & { headers?: Record<string
 }
 
 export async function respond(x: Exchange): Promise<void> {
-  const { res, signal, format, fault } = x;
+  const { res, signal, format, wire, fault } = x;
   if (fault && isHang(fault)) return; // the socket stays open until the client aborts or close()
   if (fault && isReset(fault)) return resetSocket(x.req.socket);
 
@@ -63,11 +66,14 @@ export async function respond(x: Exchange): Promise<void> {
   if (fault && isDelay(fault)) await sleep(fault.delayMs, signal);
   if (signal.aborted) return;
 
-  const headers = { ...format.headers(), ...(fault && isSuccess(fault) ? fault.success.headers : undefined) };
+  const providerHeaders = format.headers();
+  const headers = { ...(wire.headers ? wire.headers(providerHeaders) : providerHeaders), ...(fault && isSuccess(fault) ? fault.success.headers : undefined) };
+  const sendError = (status: number, spec: Parameters<ProviderFormat['errorBody']>[1], extra?: Record<string, string>, body?: unknown) => {
+    const shaped = wire.error ? wire.error(status, spec) : { body: format.errorBody(status, spec), headers: {} };
+    return sendJson(res, status, { ...headers, ...shaped.headers, ...extra }, body ?? shaped.body);
+  };
 
-  if (fault && isStatus(fault)) {
-    return sendJson(res, fault.status, { ...headers, ...fault.headers }, fault.body ?? format.errorBody(fault.status, fault));
-  }
+  if (fault && isStatus(fault)) return sendError(fault.status, fault, fault.headers, fault.body);
   if (fault && isRawBody(fault)) {
     const contentType = fault.contentType ?? (x.info.stream ? SSE_HEADERS['content-type'] : 'application/json');
     return sendBody(res, fault.status ?? 200, { ...headers, ...fault.headers }, contentType, fault.rawBody);
@@ -75,9 +81,7 @@ export async function respond(x: Exchange): Promise<void> {
 
   const info: RequestInfo = { ...x.info, defaults };
   const endpoint = format.endpoint(info.method, info.path);
-  if (!endpoint) {
-    return sendJson(res, 404, headers, format.errorBody(404, { message: `Invalid URL (${info.method} ${info.path})` }));
-  }
+  if (!endpoint) return sendError(404, { message: `Invalid URL (${info.method} ${info.path})` });
 
   if (fault && isMalformedJson(fault)) {
     const text = JSON.stringify(endpoint.json(info));
@@ -85,8 +89,9 @@ export async function respond(x: Exchange): Promise<void> {
   }
 
   if (info.stream && endpoint.stream) {
-    res.writeHead(200, { ...SSE_HEADERS, ...headers });
-    return driveStream(res, endpoint.stream(info), defaults.chunkDelayMs, fault, signal);
+    const framing = wire.stream;
+    res.writeHead(200, { ...(framing ? { 'content-type': framing.contentType } : SSE_HEADERS), ...headers });
+    return driveStream(res, endpoint.stream(info), defaults.chunkDelayMs, fault, signal, framing?.encode);
   }
 
   const text = JSON.stringify(endpoint.json(info));
@@ -99,7 +104,7 @@ export async function respond(x: Exchange): Promise<void> {
   }
   if (fault && isStreamError(fault)) {
     const status = fault.errorType === 'overloaded_error' ? 529 : 500;
-    return sendJson(res, status, headers, format.errorBody(status, { errorType: fault.errorType, message: fault.message }));
+    return sendError(status, { errorType: fault.errorType, message: fault.message });
   }
   return sendJson(res, 200, headers, text);
 }
@@ -110,8 +115,9 @@ async function driveStream(
   delayMs: number,
   fault: Fault | undefined,
   signal: AbortSignal,
+  encode?: (sseFrames: string) => Buffer,
 ): Promise<void> {
-  const w = new SseWriter(res, signal);
+  const w = new SseWriter(res, signal, encode);
   const cutAt = fault && isStreamCut(fault) ? fault.streamCutAfter : undefined;
   const errorAt = fault && isStreamError(fault) ? fault.streamErrorAfter : undefined;
   const stopAt = Math.min(body.count, cutAt ?? errorAt ?? Infinity);

@@ -4,6 +4,7 @@ import { createAnthropicFormat } from './anthropic';
 import { RuleBook } from './faults';
 import type { ProviderFormat } from './format';
 import { createOpenAIFormat } from './openai';
+import { routeOf, wireOf } from './platforms';
 import { respond } from './respond';
 import {
   DEFAULT_RESPONSE_DEFAULTS,
@@ -81,10 +82,11 @@ export async function startFakeProvider(opts: StartOptions = {}): Promise<FakePr
     const url = req.url ?? '/';
     const path = url.split('?', 1)[0] ?? '/';
     const method = (req.method ?? 'GET').toUpperCase();
-    const provider: ProviderName = path.startsWith('/v1/messages') ? 'anthropic' : 'openai';
+    const route = routeOf(path);
+    const { provider, platform } = route;
     const body = parseBody(text) as any;
-    const model = typeof body?.model === 'string' ? (body.model as string) : undefined;
-    const stream = body?.stream === true;
+    const model = typeof body?.model === 'string' ? (body.model as string) : route.urlModel;
+    const stream = route.urlStream ?? body?.stream === true;
     const headers = flattenHeaders(req.headers);
     const retryCount = parseRetryCount(headers['x-stainless-retry-count']);
 
@@ -93,6 +95,7 @@ export async function startFakeProvider(opts: StartOptions = {}): Promise<FakePr
       path,
       url,
       provider,
+      ...(platform !== undefined ? { platform } : {}),
       ...(model !== undefined ? { model } : {}),
       stream,
       headers,
@@ -106,9 +109,10 @@ export async function startFakeProvider(opts: StartOptions = {}): Promise<FakePr
       res,
       signal: controller.signal,
       format: formats[provider],
-      info: { method, path, body, model: model ?? 'unknown', stream },
+      wire: wireOf(platform),
+      info: { method, path: route.endpointPath, body, model: model ?? 'unknown', stream },
       defaults,
-      fault: rules.take({ path, model, provider, stream }),
+      fault: rules.take({ path, model, provider, ...(platform !== undefined ? { platform } : {}), stream }),
     });
   }
 
@@ -137,6 +141,9 @@ export async function startFakeProvider(opts: StartOptions = {}): Promise<FakePr
     port,
     openaiBaseURL: `${url}/v1`,
     anthropicBaseURL: url,
+    azureBaseURL: `${url}/openai`,
+    bedrockBaseURL: url,
+    vertexBaseURL: `${url}/v1`,
     requests,
     script: (...newRules: FaultRule[]) => rules.add(newRules),
     clearRules: () => rules.clear(),

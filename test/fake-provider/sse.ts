@@ -50,18 +50,23 @@ export function writeThrough(res: ServerResponse, data: string, signal: AbortSig
 /**
  * Coalesces SSE frames into ~16 KiB writes and honours backpressure, so a
  * 100k-chunk stream costs few syscalls and flat memory even with a slow reader.
+ * With `encode`, each frame is re-encoded into a binary framing (Bedrock's event-stream) first.
  */
 export class SseWriter {
   #buf = '';
+  #bin: Buffer[] = [];
+  #binLength = 0;
   /** Settles when the most recent write reached the socket. */
   #written: Promise<void> = Promise.resolve();
   readonly #res: ServerResponse;
   readonly #signal: AbortSignal;
+  readonly #encode: ((frame: string) => Buffer) | undefined;
   readonly #highWater: number;
 
-  constructor(res: ServerResponse, signal: AbortSignal, highWater = 16 * 1024) {
+  constructor(res: ServerResponse, signal: AbortSignal, encode?: (frame: string) => Buffer, highWater = 16 * 1024) {
     this.#res = res;
     this.#signal = signal;
+    this.#encode = encode;
     this.#highWater = highWater;
   }
 
@@ -70,14 +75,35 @@ export class SseWriter {
   }
 
   async write(frame: string): Promise<void> {
+    if (this.#encode) {
+      const bytes = this.#encode(frame);
+      this.#bin.push(bytes);
+      this.#binLength += bytes.length;
+      if (this.#binLength >= this.#highWater) await this.flush();
+      return;
+    }
     this.#buf += frame;
     if (this.#buf.length >= this.#highWater) await this.flush();
   }
 
-  async flush(): Promise<void> {
-    if (!this.#buf || this.#signal.aborted) return;
+  /** What is buffered, taken out of the buffer; undefined when empty. */
+  #take(): string | Buffer | undefined {
+    if (this.#binLength > 0) {
+      const data = Buffer.concat(this.#bin, this.#binLength);
+      this.#bin = [];
+      this.#binLength = 0;
+      return data;
+    }
+    if (!this.#buf) return undefined;
     const data = this.#buf;
     this.#buf = '';
+    return data;
+  }
+
+  async flush(): Promise<void> {
+    if (this.#signal.aborted) return;
+    const data = this.#take();
+    if (data === undefined) return;
     let ok = true;
     this.#written = new Promise((resolve) => {
       ok = this.#res.write(data, () => resolve());

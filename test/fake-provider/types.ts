@@ -1,4 +1,6 @@
 export type ProviderName = 'openai' | 'anthropic';
+/** A cloud platform serving a provider's API under its own URLs (see platforms.ts). */
+export type Platform = 'azure' | 'bedrock' | 'vertex';
 
 export interface FakeProvider {
   /** "http://127.0.0.1:PORT" */
@@ -8,6 +10,12 @@ export interface FakeProvider {
   readonly openaiBaseURL: string;
   /** url (the Anthropic SDK appends /v1/...) */
   readonly anthropicBaseURL: string;
+  /** url + "/openai": AzureOpenAI's baseURL (requests go to /openai/deployments/<model>/...). */
+  readonly azureBaseURL: string;
+  /** url: AnthropicBedrock's baseURL (requests go to /model/<id>/invoke[-with-response-stream]). */
+  readonly bedrockBaseURL: string;
+  /** url + "/v1": AnthropicVertex's baseURL (requests go to /v1/projects/.../models/<model>:rawPredict). */
+  readonly vertexBaseURL: string;
   /** Every request received, in arrival order. */
   readonly requests: RecordedRequest[];
   /** Appends rules; they are checked in order after the ones already scripted. */
@@ -26,7 +34,11 @@ export interface RecordedRequest {
   path: string;
   /** Raw request URL including the query string, e.g. "/v1/messages?beta=true". */
   url: string;
+  /** The API family of the body (Azure: openai; Bedrock, Vertex: anthropic). */
   provider: ProviderName;
+  /** Set for a cloud platform's URL. */
+  platform?: Platform;
+  /** From the body, else from the URL (Bedrock model id, Vertex model, Azure deployment). */
   model?: string;
   stream: boolean;
   /** Lower-cased header names. */
@@ -58,6 +70,7 @@ export interface RuleMatch {
   path?: string | RegExp;
   model?: string;
   provider?: ProviderName;
+  platform?: Platform;
   stream?: boolean;
 }
 
