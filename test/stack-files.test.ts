@@ -107,6 +107,10 @@ function realScrape(): Promise<Scrape> {
     meter.createCounter("llm_resilience.breaker.rejections").add(1, { ...base, "llm_resilience.breaker.key": "openai:gpt-4o-mini", "error.type": "breaker_open" });
     meter.createCounter("llm_resilience.fallbacks").add(1, { ...base, "llm_resilience.fallback.to": "gpt-4o", "llm_resilience.fallback.reason": "breaker_open" });
     meter.createObservableGauge("llm_resilience.breaker.state").addCallback((r) => r.observe(2, breaker));
+    const cost = meter.createCounter("llm_resilience.cost", { unit: "{USD}" });
+    cost.add(0.0021, { ...base, "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "gen_ai.token.type": "input" });
+    cost.add(0.0042, { ...base, "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "gen_ai.token.type": "output" });
+    meter.createCounter("llm_resilience.spend.rejections").add(1, base);
 
     const { resourceMetrics, errors } = await exporter.collect();
     assert.deepEqual(errors, []);
@@ -190,6 +194,8 @@ const CONTRACT_METRICS = [
   "llm_resilience_breaker_transitions_total",
   "llm_resilience_breaker_rejections_total",
   "llm_resilience_fallbacks_total",
+  "llm_resilience_cost_total",
+  "llm_resilience_spend_rejections_total",
 ];
 
 // ----------------------------------------------------------------------------- tests
@@ -364,9 +370,11 @@ test("alert rules are complete, use real metric names and each has firing and no
     "llm_resilience_breaker_state",
     "llm_resilience_breaker_transitions_total",
     "llm_resilience_fallbacks_total",
+    "llm_resilience_cost_total",
+    "llm_resilience_spend_rejections_total",
   ])
     assert.ok(used.has(m), `no alert rule uses ${m}`);
-  for (const name of ["LLMCallErrorRatioHigh", "LLMCircuitBreakerOpen", "LLMRetryStorm", "LLMLatencyP95High", "LLMFallbacksFiring", "LLMRateLimitedSustained"])
+  for (const name of ["LLMCallErrorRatioHigh", "LLMCircuitBreakerOpen", "LLMRetryStorm", "LLMLatencyP95High", "LLMFallbacksFiring", "LLMRateLimitedSustained", "LLMSpendRateHigh", "LLMSpendLimitRejecting"])
     assert.ok(rules.some((r: any) => r.alert === name), `alert ${name} missing`);
 
   const cases = alertTests.tests.flatMap((t: any) => t.alert_rule_test ?? []);
@@ -420,6 +428,8 @@ test("the Grafana dashboard parses and queries only metrics that exist", async (
     "llm_resilience_attempts_total",
     "llm_resilience_breaker_state",
     "llm_resilience_fallbacks_total",
+    "llm_resilience_cost_total",
+    "llm_resilience_spend_rejections_total",
   ])
     assert.ok(used.has(m), `dashboard does not use ${m}`);
   assert.ok(queries >= 10);
