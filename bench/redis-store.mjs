@@ -8,8 +8,8 @@ import { fileURLToPath } from "node:url";
 import { setImmediate as tick } from "node:timers/promises";
 import { CircuitBreaker } from "../dist/policy/breaker.js";
 import { RateLimiter } from "../dist/policy/rate-limiter.js";
-import { localStore } from "../dist/policy/store.js";
-import { createRedisStore } from "../dist/policy/redis-store.js";
+import { localStore } from "../dist/policy/local-store.js";
+import { createRedisStore } from "../dist/fleet/redis-store.js";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -219,18 +219,14 @@ export function resolveOptions(user: UserOptions = {}, env: Env = process.env): 
   const base = defaultOptions();
   const merged: Options = { ...base, ...stripUndefined(fromEnv), ...stripUndefined(user) } as Options;
   merged.breaker = mergeBreaker(base.breaker, fromEnv.breaker, user.breaker);
-  merged.retryBudget =
-    user.retryBudget === false ? false : { ...DEFAULT_RETRY_BUDGET, ...(user.retryBudget || {}) };
+  merged.retryBudget = user.retryBudget === false ? false : { ...DEFAULT_RETRY_BUDGET, ...(user.retryBudget || {}) };
   if (merged.maxDelayMs < merged.baseDelayMs) {
     throw new ConfigError("LLM_RESILIENCE_MAX_DELAY_MS", `an integer >= the base delay (${merged.baseDelayMs})`, merged.maxDelayMs);
   }
   return merged;
 }
 
-export function mergeBreaker(
-  base: BreakerOptions | false,
-  ...layers: (Partial<BreakerOptions> | false | undefined)[]
-): BreakerOptions | false {
+export function mergeBreaker(base: BreakerOptions | false, ...layers: (Partial<BreakerOptions> | false | undefined)[]): BreakerOptions | false {
   let out: BreakerOptions | false = base;
   for (const layer of layers) {
     if (layer === undefined) continue;

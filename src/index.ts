@@ -1,21 +1,20 @@
-import { resolveOptions, validateUserOptions, type ClientOverrides, type UserOptions } from "./config.js";
+import * as workerThreads from "node:worker_threads";
+import { isMainThread, type MessagePort, parentPort } from "node:worker_threads";
+import { type ClientOverrides, resolveOptions, type UserOptions, validateUserOptions } from "./config.js";
+import { createRedisStore, type RedisStore, type RedisStoreOptions } from "./fleet/redis-store.js";
 import { installEsmHook, installRequireHook, instrumentEsmBuilds, uninstallRequireHook } from "./instrumentation/hooks.js";
 import { instrumentClientObject } from "./instrumentation/sdks.js";
-import { getRuntime, setRuntime, type Runtime } from "./runtime.js";
-import { setLogger } from "./telemetry/logger.js";
-import { flushProviders, shutdownSdk, startSdkIfNeeded } from "./telemetry/sdk.js";
-import { setPolicyStore } from "./call/policies.js";
-import { createRedisStore, type RedisStore, type RedisStoreOptions } from "./policy/redis-store.js";
+import { localStore } from "./policy/local-store.js";
+import { getRuntime, type Runtime, setRuntime } from "./runtime.js";
 import { setStoreDegraded } from "./telemetry/instruments.js";
-import { log } from "./telemetry/logger.js";
-import { isMainThread, parentPort, type MessagePort } from "node:worker_threads";
-import * as workerThreads from "node:worker_threads";
+import { log, setLogger } from "./telemetry/logger.js";
+import { flushProviders, shutdownSdk, startSdkIfNeeded } from "./telemetry/sdk.js";
 
-export { BreakerOpenError, ConfigError, DeadlineExceededError } from "./errors.js";
 export type { BreakerOptions, ClientOverrides, LogLevel, RetryBudgetOptions, UserOptions as RegisterOptions } from "./config.js";
+export { BreakerOpenError, ConfigError, DeadlineExceededError } from "./errors.js";
+export type { RedisStoreLogger, RedisStoreOptions, RedisStoreStatus } from "./fleet/redis-store.js";
+export { createRedisStore, RedisStore } from "./fleet/redis-store.js";
 export { VERSION } from "./version.js";
-export { createRedisStore, RedisStore } from "./policy/redis-store.js";
-export type { RedisStoreLogger, RedisStoreOptions, RedisStoreStatus } from "./policy/redis-store.js";
 
 /** The fleet-wide store installed by register() (LLM_RESILIENCE_REDIS_URL / redisUrl / redisClient). */
 let fleetStore: RedisStore | undefined;
@@ -35,6 +34,7 @@ export function register(options: UserOptions = {}): void {
     existing.enabled = !resolved.disabled;
     if (!resolved.disabled) {
       installFleetStore(resolved);
+      existing.store = fleetStore ?? localStore;
       installRequireHook(); // both idempotent: a runtime registered disabled gets its hooks now
       installEsmHook();
     }
@@ -44,6 +44,7 @@ export function register(options: UserOptions = {}): void {
   const rt: Runtime = {
     enabled: !resolved.disabled,
     options: resolved,
+    store: localStore,
     clientOverrides: new WeakMap(),
     excluded: new WeakSet(),
     beforeFirstCall: () => {
@@ -55,13 +56,14 @@ export function register(options: UserOptions = {}): void {
   setRuntime(rt);
   if (resolved.disabled) return;
   installFleetStore(resolved);
+  rt.store = fleetStore ?? localStore;
   installRequireHook();
   installEsmHook();
   // Give the application's own OpenTelemetry set-up, if any, the rest of this tick to register.
   setImmediate(() => rt.beforeFirstCall?.()).unref();
 }
 
-/** Installs the Redis store before any call: policies take the store in use when they are created. */
+/** Creates the fleet's Redis store once, when configured; the runtime hands it to the policies. */
 function installFleetStore(resolved: ReturnType<typeof resolveOptions>): void {
   if (fleetStore || (resolved.redisUrl === undefined && resolved.redisClient === undefined)) return;
   fleetStore = createRedisStore({
@@ -71,7 +73,6 @@ function installFleetStore(resolved: ReturnType<typeof resolveOptions>): void {
     onDegraded: (degraded) => setStoreDegraded(degraded),
   });
   setStoreDegraded(false);
-  setPolicyStore(fleetStore);
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { ClientOverrides, Options } from "./config.js";
+import type { StateStore } from "./policy/store.js";
 
 /**
  * Process-wide state, kept on globalThis so that two copies of this package (CJS and ESM entry,
@@ -8,6 +9,8 @@ export interface Runtime {
   enabled: boolean;
   options: Options;
   clientOverrides: WeakMap<object, ClientOverrides>;
+  /** Where the policies keep their state: in process, or the fleet's Redis. */
+  store: StateStore;
   /** Clients that `instrument(client, false)` excluded. */
   excluded: WeakSet<object>;
   /** Hooks settled on first call (OTel SDK start decision). */

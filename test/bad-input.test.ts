@@ -19,7 +19,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { ConfigError, instrument, register } from "../src/index.ts";
 import { optionsFromEnv, resolveOptions } from "../src/config.ts";
 import { parseRetryAfter } from "../src/policy/retry-after.ts";
-import { parseRateLimitHeaders } from "../src/call/policies.ts";
+import { parseRateLimitHeaders } from "../src/call/key-policies.ts";
 import { RateLimiter } from "../src/policy/rate-limiter.ts";
 import { ManualClock } from "../src/policy/clock.ts";
 import { openaiAdapter } from "../src/providers/openai.ts";

@@ -4,9 +4,9 @@ import { ManualClock } from "../src/policy/clock.ts";
 import { CircuitBreaker } from "../src/policy/breaker.ts";
 import { RetryBudget } from "../src/policy/retry-budget.ts";
 import { RateLimiter } from "../src/policy/rate-limiter.ts";
+import { localStore } from "../src/policy/local-store.ts";
 import {
   isPromiseLike,
-  localStore,
   mapResult,
   type BreakerCell,
   type BreakerSettings,

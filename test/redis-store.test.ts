@@ -5,7 +5,7 @@ import { CircuitBreaker, type BreakerOptions } from "../src/policy/breaker.ts";
 import { RateLimiter } from "../src/policy/rate-limiter.ts";
 import { RetryBudget } from "../src/policy/retry-budget.ts";
 import { isPromiseLike, type BreakerDecision, type StoreKind } from "../src/policy/store.ts";
-import { createRedisStore, type RedisStore, type RedisStoreOptions } from "../src/policy/redis-store.ts";
+import { createRedisStore, type RedisStore, type RedisStoreOptions } from "../src/fleet/redis-store.ts";
 import { hasRedisServer, RedisServer } from "./fixtures/fleet/redis-server.ts";
 
 const skip = hasRedisServer() ? false : "redis-server not installed (apt-get install -y redis-server)";

@@ -1,13 +1,13 @@
 import type { ResilienceOptions } from "../config.js";
 import { BreakerOpenError, DeadlineExceededError } from "../errors.js";
-import { classify, type Failure } from "../policy/classify.js";
 import { backoffDelay } from "../policy/backoff.js";
 import { parseRetryAfter } from "../policy/retry-after.js";
 import { sleep } from "../policy/sleep.js";
+import { classify, type Failure } from "../providers/classify.js";
 import type { ProviderAdapter } from "../providers/types.js";
+import type { Attempt, CallRecorder } from "../telemetry/call-recorder.js";
 import { ATTR, EVENT } from "../telemetry/semconv.js";
-import type { Attempt, LogicalCall } from "./logical-call.js";
-import type { KeyPolicies } from "./policies.js";
+import type { KeyPolicies } from "./key-policies.js";
 
 /** What the SDK's makeRequest resolves with; we only read the response. */
 export interface RequestProps {
@@ -16,7 +16,7 @@ export interface RequestProps {
 }
 
 export interface LoopInput {
-  call: LogicalCall;
+  recorder: CallRecorder;
   adapter: ProviderAdapter;
   options: ResilienceOptions;
   /** Attempts per model, from the user's maxRetries (request, then client) or our option. */
@@ -66,7 +66,7 @@ class GiveUp {
  * Every decision becomes an event on the logical span.
  */
 export async function runAttempts(input: LoopInput): Promise<LoopResult> {
-  const { call, options } = input;
+  const { recorder, options } = input;
   const deadlineAt = options.deadlineMs !== undefined ? Date.now() + options.deadlineMs : undefined;
   const fallbacks = new FallbackCursor(input.fallbacks, input.contextFallbacks);
 
@@ -76,13 +76,13 @@ export async function runAttempts(input: LoopInput): Promise<LoopResult> {
       const outcome = await attemptsForModel(input, model, deadlineAt, fallbacks);
       if ("props" in outcome) return outcome;
       const next = fallbacks.next(outcome.reason)!;
-      call.fallback(model, next, outcome.reason);
+      recorder.fallback(model, next, outcome.reason);
       model = next;
     }
   } catch (e) {
     if (!(e instanceof GiveUp)) throw e;
-    call.giveUp(e.reason, e.errorType);
-    call.fail(e.errorType, e.error);
+    recorder.giveUp(e.reason, e.errorType);
+    recorder.fail(e.errorType, e.error);
     throw e.error;
   }
 }
@@ -116,23 +116,23 @@ async function attemptsForModel(
   firstIndex = 0,
   firstRetryCost = 0,
 ): Promise<LoopResult | { reason: string; errorType: string; error: unknown }> {
-  const { call, options } = input;
+  const { recorder, options } = input;
   const policies = input.policiesFor(model);
   let retryCost = firstRetryCost;
   for (let n = firstIndex; ; n++) {
     if (input.signal?.aborted) throw new GiveUp("aborted", "aborted", input.abortError());
 
-    const acquired = policies.acquire(call);
+    const acquired = policies.acquire(recorder);
     // The local store answers synchronously: don't pay a microtask (and its async-hook work) for it.
     const admission = isThenable(acquired) ? await acquired : acquired;
     if (!admission.allowed) {
-      call.event(EVENT.BREAKER_REJECT, { [ATTR.BREAKER_KEY]: policies.key });
-      policies.rejected(call.metricAttributes(model));
+      recorder.event(EVENT.BREAKER_REJECT, { [ATTR.BREAKER_KEY]: policies.key });
+      policies.rejected(recorder.metricAttributes(model));
       const error = new BreakerOpenError(policies.key, admission.retryAt, admission.store);
       if (fallbacks.hasNext("unavailable")) return { reason: "breaker_open", errorType: "breaker_open", error };
       throw new GiveUp("breaker_open", "breaker_open", error);
     }
-    if (admission.probe) call.event(EVENT.BREAKER_PROBE, { [ATTR.BREAKER_KEY]: policies.key });
+    if (admission.probe) recorder.event(EVENT.BREAKER_PROBE, { [ATTR.BREAKER_KEY]: policies.key });
 
     let attempt: Attempt | undefined;
     try {
@@ -142,7 +142,7 @@ async function attemptsForModel(
         if (deadlineAt !== undefined && Date.now() + wait.waitMs > deadlineAt) {
           throw new GiveUp("deadline", "timeout", new DeadlineExceededError(options.deadlineMs!));
         }
-        call.event(EVENT.RATELIMIT_WAIT, { [ATTR.RATELIMIT_KIND]: wait.kind ?? "requests", [ATTR.RATELIMIT_WAIT_MS]: Math.round(wait.waitMs) });
+        recorder.event(EVENT.RATELIMIT_WAIT, { [ATTR.RATELIMIT_KIND]: wait.kind ?? "requests", [ATTR.RATELIMIT_WAIT_MS]: Math.round(wait.waitMs) });
         await waitOrAbort(input, wait.waitMs);
       }
 
@@ -150,11 +150,11 @@ async function attemptsForModel(
       if (timeoutMs !== undefined && timeoutMs <= 0) {
         throw new GiveUp("deadline", "timeout", new DeadlineExceededError(options.deadlineMs!));
       }
-      attempt = call.startAttempt(model);
+      attempt = recorder.startAttempt(model);
       const props = await input.send(model, attempt, timeoutMs);
-      call.recordResponse(attempt, props.response.status, props.response.headers);
+      recorder.recordResponse(attempt, props.response.status, props.response.headers);
       policies.applyRateHeaders(props.response.headers);
-      policies.success(call, admission.probe, retryCost);
+      policies.success(recorder, admission.probe, retryCost);
       return { props, attempt, policies, model, retryIndex: n, deadlineAt };
     } catch (err) {
       if (err instanceof GiveUp) {
@@ -163,21 +163,21 @@ async function attemptsForModel(
       }
       const failure = classify(err, input.adapter);
       if (attempt) {
-        call.recordResponse(attempt, failure.status, failure.headers);
-        call.endAttempt(attempt, failure.errorType);
+        recorder.recordResponse(attempt, failure.status, failure.headers);
+        recorder.endAttempt(attempt, failure.errorType);
       }
       if (failure.headers) policies.applyRateHeaders(failure.headers);
       if (failure.aborted) {
         policies.release(admission.probe);
         throw new GiveUp("aborted", "aborted", err);
       }
-      policies.failure(call, admission.probe, failure);
+      policies.failure(recorder, admission.probe, failure);
 
       const decision = await decide(input, policies, failure, n, deadlineAt, fallbacks.hasNext(failure));
       if (decision.kind === "give_up") throw new GiveUp(decision.reason, failure.errorType, err);
       if (decision.kind === "fallback") return { reason: decision.reason, errorType: failure.errorType, error: err };
       retryCost = decision.budgetCost;
-      call.retry(attempt?.number ?? 0, decision.delayMs, decision.source, failure.errorType, model);
+      recorder.retry(attempt?.number ?? 0, decision.delayMs, decision.source, failure.errorType, model);
       try {
         await waitOrAbort(input, decision.delayMs);
       } catch (abortErr) {
@@ -196,14 +196,14 @@ export async function resumeAfterStreamFailure(
   prev: LoopResult,
   err: unknown,
 ): Promise<LoopResult | { giveUp: string; errorType: string; error: unknown }> {
-  const { call } = input;
+  const { recorder } = input;
   const failure = classify(err, input.adapter);
-  call.endAttempt(prev.attempt, failure.errorType);
+  recorder.endAttempt(prev.attempt, failure.errorType);
   if (failure.aborted) return { giveUp: "aborted", errorType: failure.errorType, error: err };
-  prev.policies.failure(call, false, failure);
+  prev.policies.failure(recorder, false, failure);
   const decision = await decide(input, prev.policies, failure, prev.retryIndex, prev.deadlineAt, false);
   if (decision.kind !== "retry") return { giveUp: decision.reason, errorType: failure.errorType, error: err };
-  call.retry(prev.attempt.number, decision.delayMs, decision.source, failure.errorType, prev.model);
+  recorder.retry(prev.attempt.number, decision.delayMs, decision.source, failure.errorType, prev.model);
   try {
     await waitOrAbort(input, decision.delayMs);
     const next = await attemptsForModel(input, prev.model, prev.deadlineAt, NO_FALLBACKS, prev.retryIndex + 1, decision.budgetCost);

@@ -23,8 +23,7 @@ export function observeStream(
   onIterate?: () => void,
 ): boolean {
   // openai <= 4.12's Stream has no `iterator`: its [Symbol.asyncIterator] is the one seam there.
-  const key: "iterator" | typeof Symbol.asyncIterator =
-    typeof stream?.iterator === "function" ? "iterator" : Symbol.asyncIterator;
+  const key: "iterator" | typeof Symbol.asyncIterator = typeof stream?.iterator === "function" ? "iterator" : Symbol.asyncIterator;
   const original = stream?.[key];
   if (typeof original !== "function") {
     reportOnce("unexpected SDK stream shape: streamed calls are not observed");

@@ -1,9 +1,11 @@
 import { context } from "@opentelemetry/api";
-import { InstrumentedCall, kCall, type SdkKit } from "../call/instrumented-call.js";
+import { InstrumentedCall } from "../call/instrumented-call.js";
+import { kCall, type SdkKit } from "../call/sdk-kit.js";
 import { getRuntime } from "../runtime.js";
 import { reportOnce } from "../telemetry/logger.js";
-import { silenceClientTracing } from "./sdks.js";
+import { silenceClientTracing } from "./anthropic-tracing.js";
 import { ownerOf } from "./owner-of.js";
+import { ownResponse } from "./patch-response.js";
 
 const PATCHED = Symbol.for("llm-resilience.patched");
 
@@ -29,16 +31,15 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
 
   const post = function (this: any, path: unknown, opts: unknown) {
     const rt = getRuntime();
-    if (!rt || !rt.enabled || rt.excluded.has(this) || typeof path !== "string") return originalPost.call(this, path, opts);
+    if (!rt?.enabled || rt.excluded.has(this) || typeof path !== "string") return originalPost.call(this, path, opts);
     const op = kit.adapter.operationForPath(path);
     if (!op) return originalPost.call(this, path, opts);
     rt.beforeFirstCall?.();
     if (kit.adapter.sdk === "anthropic") silenceClientTracing(this);
     const parent = context.active();
-    const client = this;
     let ic: InstrumentedCall | undefined;
     const start = (o: unknown) => {
-      const t = InstrumentedCall.start(rt, client, kit, op, parent, o);
+      const t = InstrumentedCall.start(rt, this, kit, op, parent, o);
       ic = t?.[kCall];
       return t;
     };
@@ -73,7 +74,9 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
     const options: any = await optionsInput;
     const ic: InstrumentedCall | undefined = options?.[kCall];
     if (!ic) return originalMakeRequest.call(this, options, ...rest);
-    return ic.run(options, (inner) => originalMakeRequest.call(this, inner, null, undefined));
+    const props = await ic.run(options, (inner) => originalMakeRequest.call(this, inner, null, undefined));
+    ownResponse(props.response, ic.responseBody);
+    return props;
   };
 
   define(postOwner, "post", post, originalPost);
@@ -83,7 +86,7 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
   return "patched";
 }
 
-function define(target: any, name: string, fn: Function, original: Function): void {
+function define(target: any, name: string, fn: (...args: any[]) => unknown, original: (...args: any[]) => unknown): void {
   Object.defineProperty(fn, "name", { value: original.name || name });
   Object.defineProperty(fn, "__original", { value: original });
   Object.defineProperty(target, name, { value: fn, writable: true, configurable: true, enumerable: false });

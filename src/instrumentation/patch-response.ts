@@ -1,17 +1,6 @@
+import { type BodyOwner, kBodyOwner } from "../call/body-owner.js";
 import { reportOnce } from "../telemetry/logger.js";
 import { ownerOf } from "./owner-of.js";
-
-/** What a response's owner (the call that received it) is told about reads of its body. */
-export interface BodyOwner {
-  bodyRead(method: string, read: Promise<unknown>): void;
-  /** Whether `response.body` is still the owner's to observe (the SDK has not parsed, the call is open). */
-  bodyStreamOpen(): boolean;
-  /** An observer of `original` to hand out as `response.body` (built once per response). */
-  bodyStream(original: ReadableStream): ReadableStream;
-}
-
-/** On the Response of a call's last attempt: the call that owns it. */
-export const kBodyOwner = Symbol("llm-resilience.body-owner");
 
 const BODY_METHODS = ["text", "json", "arrayBuffer", "bytes", "blob", "formData"] as const;
 const PATCHED = Symbol.for("llm-resilience.patched-body");
@@ -19,13 +8,24 @@ const kObservedBody = Symbol("llm-resilience.observed-body");
 
 let lastProto: object | undefined;
 
+/** Tags the response of a call's last attempt with the call that owns it, and watches its class. */
+export function ownResponse(response: unknown, owner: BodyOwner | undefined): void {
+  if (!owner || !response || typeof response !== "object") return;
+  try {
+    watchResponseClass(response);
+    (response as { [kBodyOwner]?: BodyOwner })[kBodyOwner] = owner;
+  } catch (err) {
+    reportOnce("telemetry error in watch the response body", err);
+  }
+}
+
 /**
  * Patches the class of a response an SDK call returned (undici's `Response` for fetch, node-fetch's
  * for openai 4), once per class: its body-reading methods and its `body` getter tell the call that
  * owns a response (`response[kBodyOwner]`, set after each call's last attempt) how its body was read.
  * Responses no call owns take the original path after one property read.
  */
-export function watchResponseClass(response: object): void {
+function watchResponseClass(response: object): void {
   const proto = Object.getPrototypeOf(response);
   if (!proto || proto === lastProto) return;
   lastProto = proto;
@@ -66,7 +66,8 @@ function patchBodyGetter(proto: object): void {
     if (call === undefined || !original || typeof original.getReader !== "function") return original;
     try {
       if (!call.bodyStreamOpen()) return original;
-      return (this[kObservedBody] ??= call.bodyStream(original));
+      this[kObservedBody] ??= call.bodyStream(original);
+      return this[kObservedBody];
     } catch (err) {
       reportOnce("telemetry error watching a response body", err);
       return original;

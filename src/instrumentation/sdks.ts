@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { SdkKit } from "../call/instrumented-call.js";
+import type { SdkKit } from "../call/sdk-kit.js";
 import { anthropicAdapter } from "../providers/anthropic.js";
 import { openaiAdapter } from "../providers/openai.js";
 import { log } from "../telemetry/logger.js";
+import { silenceAnthropicTracing, silenceClientTracing } from "./anthropic-tracing.js";
 import { patchClientClass } from "./patch-client.js";
 
 export const SDK_PACKAGES = ["openai", "@anthropic-ai/sdk"] as const;
@@ -42,10 +43,14 @@ function warnOnce(key: string, message: string, extra: Record<string, unknown>):
 }
 
 function warnUnsupported(pkg: SdkPackage, version: string | undefined): void {
-  warnOnce(`version:${pkg}@${version}`, `llm-resilience: ${pkg}@${version ?? "unknown"} is outside the supported range ${SUPPORTED[pkg].range}; its calls pass through untouched`, {
-    package: pkg,
-    version,
-  });
+  warnOnce(
+    `version:${pkg}@${version}`,
+    `llm-resilience: ${pkg}@${version ?? "unknown"} is outside the supported range ${SUPPORTED[pkg].range}; its calls pass through untouched`,
+    {
+      package: pkg,
+      version,
+    },
+  );
 }
 
 /** The SDK version a client object reports (`getUserAgent()` is "<Class>/JS <version>" in every build checked). */
@@ -64,25 +69,6 @@ function unsupportedClient(pkg: SdkPackage, client: any): boolean {
   if (version === undefined || isSupported(pkg, version)) return false;
   warnUnsupported(pkg, version);
   return true;
-}
-
-/** Anthropic SDK ≥1 opens its own call span when a tracer provider exists; ours replaces it. */
-function silenceAnthropicTracing(BaseClass: any): void {
-  const proto = BaseClass?.prototype;
-  if (!proto || Object.getOwnPropertyDescriptor(proto, "_tracer")) return;
-  // An accessor on the prototype turns the constructor's `this._tracer = ...` into a no-op.
-  Object.defineProperty(proto, "_tracer", { get: () => undefined, set: () => {}, configurable: true });
-}
-
-/** Drops the SDK's own tracer from a client constructed before we patched its class. */
-export function silenceClientTracing(client: any): void {
-  if (client && Object.prototype.hasOwnProperty.call(client, "_tracer")) {
-    try {
-      delete client._tracer;
-    } catch {
-      // frozen client: leave it
-    }
-  }
 }
 
 function kitFor(pkg: SdkPackage, sdkExports: any): SdkKit {
@@ -111,10 +97,14 @@ export function instrumentSdk(pkg: SdkPackage, sdkExports: any, version: string 
   const ClientClass = clientClassOf(pkg, sdkExports);
   const result = patchClientClass(ClientClass, kitFor(pkg, sdkExports));
   if (result === "unsupported") {
-    warnOnce(`shape:${pkg}@${version}`, `llm-resilience: ${pkg}@${version} does not have the expected client shape; its calls pass through untouched`, {
-      package: pkg,
-      version,
-    });
+    warnOnce(
+      `shape:${pkg}@${version}`,
+      `llm-resilience: ${pkg}@${version} does not have the expected client shape; its calls pass through untouched`,
+      {
+        package: pkg,
+        version,
+      },
+    );
     return false;
   }
   if (pkg === "@anthropic-ai/sdk") silenceAnthropicTracing(ClientClass);
@@ -131,7 +121,7 @@ function rebindResources(client: any, node: any = client, seen = new Set<object>
     if (!r || typeof r !== "object" || seen.has(r) || r === client) continue;
     seen.add(r);
     if ((r.client === client || r._client === client) && !Array.isArray(r)) {
-      if (Object.prototype.hasOwnProperty.call(r, "post") && typeof r.post === "function") r.post = client.post.bind(client);
+      if (Object.hasOwn(r, "post") && typeof r.post === "function") r.post = client.post.bind(client);
       rebindResources(client, r, seen);
     }
   }
@@ -158,6 +148,10 @@ export function instrumentClientObject(client: any): boolean {
       return ok;
     }
   }
-  warnOnce("instrument:unknown", "llm-resilience: instrument() got an object that is not an openai or @anthropic-ai/sdk client; its calls pass through untouched", {});
+  warnOnce(
+    "instrument:unknown",
+    "llm-resilience: instrument() got an object that is not an openai or @anthropic-ai/sdk client; its calls pass through untouched",
+    {},
+  );
   return false;
 }

@@ -1,16 +1,7 @@
-import { systemClock, type Clock } from "./clock.js";
+import { type Clock, systemClock } from "./clock.js";
+import { localStore } from "./local-store.js";
 import { KeyedRegistry } from "./registry.js";
-import {
-  localStore,
-  type BreakerCell,
-  type BreakerDecision,
-  type BreakerSettings,
-  type BreakerState,
-  type StateStore,
-  type StoreKind,
-  type StoreMode,
-  type StoreResult,
-} from "./store.js";
+import type { BreakerCell, BreakerDecision, BreakerSettings, BreakerState, StateStore, StoreKind, StoreMode, StoreResult } from "./store.js";
 
 export type { BreakerDecision, BreakerState } from "./store.js";
 

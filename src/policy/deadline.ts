@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from "./clock.js";
+import { type Clock, systemClock } from "./clock.js";
 
 /** An overall time budget for a logical call (all attempts and waits), or none. */
 export class Deadline {

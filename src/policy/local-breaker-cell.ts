@@ -1,12 +1,5 @@
 import { SlidingWindow } from "./sliding-window.js";
-import type {
-  BreakerCell,
-  BreakerDecision,
-  BreakerOutcome,
-  BreakerSettings,
-  BreakerState,
-  CellTransitionListener,
-} from "./store.js";
+import type { BreakerCell, BreakerDecision, BreakerOutcome, BreakerSettings, BreakerState, CellTransitionListener } from "./store.js";
 
 // Admissions are shared frozen objects: the closed-state hot path allocates nothing.
 const ALLOW: BreakerDecision = Object.freeze({ allowed: true, probe: false, store: "local" });

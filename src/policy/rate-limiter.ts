@@ -1,5 +1,6 @@
-import { systemClock, type Clock } from "./clock.js";
-import { isPromiseLike, localStore, type BucketCell, type StateStore, type StoreKind, type StoreMode, type StoreResult } from "./store.js";
+import { type Clock, systemClock } from "./clock.js";
+import { localStore } from "./local-store.js";
+import { type BucketCell, isPromiseLike, type StateStore, type StoreKind, type StoreMode, type StoreResult } from "./store.js";
 
 /** The contract's `llm_resilience.ratelimit.kind`. */
 export type RateLimitKind = "requests" | "tokens";
@@ -136,11 +137,7 @@ function count(n: number): number {
 }
 
 /** Combines two store results, staying synchronous when both are. */
-function join<M extends StoreMode, A, B, R>(
-  a: StoreResult<M, A>,
-  b: StoreResult<M, B>,
-  f: (a: A, b: B) => R | PromiseLike<R>,
-): StoreResult<M, R> {
+function join<M extends StoreMode, A, B, R>(a: StoreResult<M, A>, b: StoreResult<M, B>, f: (a: A, b: B) => R | PromiseLike<R>): StoreResult<M, R> {
   const x = a as A | PromiseLike<A>;
   const y = b as B | PromiseLike<B>;
   if (isPromiseLike(x) || isPromiseLike(y)) {

@@ -18,10 +18,7 @@ const MAX_LEN = 64;
  * non-finite header is ignored, falling through to the next. Caps are the caller's business.
  * Never throws for string input.
  */
-export function parseRetryAfter(
-  get: (name: string) => string | null | undefined,
-  now: number,
-): RetryAfter | undefined {
+export function parseRetryAfter(get: (name: string) => string | null | undefined, now: number): RetryAfter | undefined {
   const msValue = decimal(get("retry-after-ms"));
   if (msValue !== undefined) return { ms: msValue, source: "retry-after-ms" };
 
@@ -64,16 +61,18 @@ export function parseHttpDate(raw: string, now: number = Date.now()): number | u
   if (raw.length > MAX_LEN) return undefined;
   const s = raw.trim();
   let day: string, mon: string, year: number, time: string[];
-  let m: RegExpExecArray | null;
-  if ((m = IMF.exec(s))) {
-    [day, mon, year, time] = [m[1]!, m[2]!, Number(m[3]), m.slice(4, 7)];
-  } else if ((m = RFC850.exec(s))) {
-    [day, mon, year, time] = [m[1]!, m[2]!, 2000 + Number(m[3]), m.slice(4, 7)];
+  const imf = IMF.exec(s);
+  const rfc850 = imf ? null : RFC850.exec(s);
+  const asctime = imf || rfc850 ? null : ASCTIME.exec(s);
+  if (imf) {
+    [day, mon, year, time] = [imf[1]!, imf[2]!, Number(imf[3]), imf.slice(4, 7)];
+  } else if (rfc850) {
+    [day, mon, year, time] = [rfc850[1]!, rfc850[2]!, 2000 + Number(rfc850[3]), rfc850.slice(4, 7)];
     // A 2-digit year more than 50 years ahead is the most recent past year with those digits.
     const thisYear = Number.isFinite(now) ? new Date(now).getUTCFullYear() : 2000;
     if (year > thisYear + 50) year -= 100;
-  } else if ((m = ASCTIME.exec(s))) {
-    [mon, day, time, year] = [m[1]!, m[2]!, m.slice(3, 6), Number(m[6])];
+  } else if (asctime) {
+    [mon, day, time, year] = [asctime[1]!, asctime[2]!, asctime.slice(3, 6), Number(asctime[6])];
   } else {
     return undefined;
   }

@@ -1,5 +1,6 @@
-import { systemClock, type Clock } from "./clock.js";
-import { localStore, mapResult, type BucketCell, type StateStore, type StoreKind, type StoreMode, type StoreResult } from "./store.js";
+import { type Clock, systemClock } from "./clock.js";
+import { localStore } from "./local-store.js";
+import { type BucketCell, mapResult, type StateStore, type StoreKind, type StoreMode, type StoreResult } from "./store.js";
 
 // The AWS SDKs' "standard" retry mode quota.
 export const DEFAULT_RETRY_BUDGET_CAPACITY = 500;
@@ -45,8 +46,10 @@ export class RetryBudget<M extends StoreMode = "sync"> {
 
   constructor(key: string, options: RetryBudgetOptions<M> = {}) {
     const capacity = options.capacity ?? DEFAULT_RETRY_BUDGET_CAPACITY;
-    const retryCost = (this.retryCost = options.retryCost ?? DEFAULT_RETRY_COST);
-    const timeoutRetryCost = (this.timeoutRetryCost = options.timeoutRetryCost ?? DEFAULT_TIMEOUT_RETRY_COST);
+    const retryCost = options.retryCost ?? DEFAULT_RETRY_COST;
+    const timeoutRetryCost = options.timeoutRetryCost ?? DEFAULT_TIMEOUT_RETRY_COST;
+    this.retryCost = retryCost;
+    this.timeoutRetryCost = timeoutRetryCost;
     this.noRetryIncrement = options.noRetryIncrement ?? DEFAULT_NO_RETRY_INCREMENT;
     for (const [name, v] of [
       ["capacity", capacity],

@@ -25,9 +25,6 @@
  * Each decision says which store made it (`store: "local" | "redis"`), for telemetry.
  */
 
-import { LocalBreakerCell } from "./local-breaker-cell.js";
-import { LocalBucketCell } from "./local-bucket-cell.js";
-
 /** Which store decided; the contract's `llm_resilience.breaker.store` values. */
 export type StoreKind = "local" | "redis";
 export type StoreMode = "sync" | "async";
@@ -101,23 +98,6 @@ export interface StateStore<M extends StoreMode = StoreMode> {
   /** A token bucket for `key` (callers namespace keys, e.g. `budget:` / `rpm:` / `tpm:`). */
   bucket(key: string, settings: BucketSettings): BucketCell<M>;
 }
-
-/**
- * In-process state, synchronous. Each call returns a fresh cell owned by the caller: the key only
- * matters to shared stores, and keeping a map here would duplicate the registries' bounded maps.
- */
-export class LocalStore implements StateStore<"sync"> {
-  readonly kind = "local" as const;
-  breaker(_key: string, settings: BreakerSettings, onTransition: CellTransitionListener): BreakerCell<"sync"> {
-    return new LocalBreakerCell(settings, onTransition);
-  }
-  bucket(_key: string, settings: BucketSettings): BucketCell<"sync"> {
-    return new LocalBucketCell(settings);
-  }
-}
-
-/** The shared default store. */
-export const localStore: LocalStore = new LocalStore();
 
 /** True for a Promise or any thenable (a remote store may use its client's promise type). */
 export function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {

@@ -43,7 +43,7 @@ function responsesInfo(r: any): ResponseInfo {
     finishReasons: reason ? [reason] : undefined,
     usage: responsesUsage(r?.usage),
     output: r?.output,
-    errorType: r?.status === "failed" ? str(r?.error?.code) ?? "_OTHER" : undefined,
+    errorType: r?.status === "failed" ? (str(r?.error?.code) ?? "_OTHER") : undefined,
   };
 }
 

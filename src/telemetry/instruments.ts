@@ -1,4 +1,4 @@
-import { metrics, type Attributes, type Counter, type Histogram } from "@opentelemetry/api";
+import { type Attributes, type Counter, type Histogram, metrics } from "@opentelemetry/api";
 import { SCOPE, VERSION } from "../version.js";
 import { DURATION_BUCKETS_S, METRIC, TOKEN_BUCKETS } from "./semconv.js";
 

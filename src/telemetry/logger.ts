@@ -22,7 +22,8 @@ export function setLogger(userLogger: unknown, level: LogLevel): Logger {
 }
 
 export function log(): Logger {
-  return (logger ??= ownLogger("info"));
+  logger ??= ownLogger("info");
+  return logger;
 }
 
 /** Reports a problem of our own once per kind, never to the caller. */

@@ -1,4 +1,4 @@
-import { diag, DiagLogLevel, metrics, trace, type DiagLogger } from "@opentelemetry/api";
+import { type DiagLogger, DiagLogLevel, diag, metrics, trace } from "@opentelemetry/api";
 import { reportOnce } from "./logger.js";
 
 type Sdk = { start(): void; shutdown(): Promise<void> };
@@ -7,11 +7,17 @@ let sdk: Sdk | undefined;
 let shutdownPromise: Promise<void> | undefined;
 let exitHandlersInstalled = false;
 
+type Flushable = { forceFlush?: () => Promise<void> };
+
+/** The provider behind the API's proxy (the proxy itself when it has none). */
+function delegateOf(provider: object | undefined): object | undefined {
+  const p = provider as { getDelegate?: () => object } | undefined;
+  return typeof p?.getDelegate === "function" ? p.getDelegate() : p;
+}
+
 /** True when the application (or anyone before us) registered a tracer provider. */
 export function hasTracerProvider(): boolean {
-  const p: any = trace.getTracerProvider();
-  const delegate = typeof p?.getDelegate === "function" ? p.getDelegate() : p;
-  return delegate?.constructor?.name !== "NoopTracerProvider";
+  return delegateOf(trace.getTracerProvider())?.constructor?.name !== "NoopTracerProvider";
 }
 
 export function hasMeterProvider(): boolean {
@@ -20,9 +26,11 @@ export function hasMeterProvider(): boolean {
 
 /** Forwards the OTel SDK's own errors (exporter down, …) to our logger, once per kind of message. */
 function installDiagLogger(): void {
-  const once = (level: string) => (message: string, ...args: unknown[]) =>
-    // Keyed without digits so "Dropped 12 spans" and "Dropped 13 spans" are one kind of message.
-    reportOnce(`OpenTelemetry ${level}: ${String(message).slice(0, 200).replace(/\d+/g, "N")}`, args[0]);
+  const once =
+    (level: string) =>
+    (message: string, ...args: unknown[]) =>
+      // Keyed without digits so "Dropped 12 spans" and "Dropped 13 spans" are one kind of message.
+      reportOnce(`OpenTelemetry ${level}: ${String(message).slice(0, 200).replace(/\d+/g, "N")}`, args[0]);
   const logger: DiagLogger = {
     error: once("error"),
     warn: once("warning"),
@@ -87,9 +95,8 @@ export function shutdownSdk(): Promise<void> {
 
 /** Flushes whatever providers are registered (ours or the app's). */
 export async function flushProviders(): Promise<void> {
-  const tp: any = trace.getTracerProvider();
-  const delegate = typeof tp?.getDelegate === "function" ? tp.getDelegate() : tp;
-  const mp: any = metrics.getMeterProvider();
+  const delegate = delegateOf(trace.getTracerProvider()) as Flushable | undefined;
+  const mp = metrics.getMeterProvider() as Flushable | undefined;
   await Promise.allSettled([delegate?.forceFlush?.(), mp?.forceFlush?.()]);
 }
 

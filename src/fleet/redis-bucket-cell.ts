@@ -1,7 +1,7 @@
-import { LocalBucketCell } from "./local-bucket-cell.js";
+import { LocalBucketCell } from "../policy/local-bucket-cell.js";
+import type { BucketCell, BucketSettings } from "../policy/store.js";
 import type { RedisHost } from "./redis-host.js";
 import { BUCKET } from "./redis-scripts.js";
-import type { BucketCell, BucketSettings } from "./store.js";
 
 type Op = "apply" | "reserve" | "take" | "lease" | "level";
 
@@ -188,29 +188,27 @@ export class RedisBucketCell implements BucketCell<"async"> {
     this.pendingMax = undefined;
     this.pendingNotBefore = undefined;
     const nbRel = nb === undefined ? "" : Math.max(0, Math.round(nb - (Date.now() + h.offset)));
-    return h
-      .run(BUCKET, [this.redisKey], [this.s.capacity, this.s.refillPerMs, op, amount, want, delta, max ?? "", nbRel, this.ttlMs])
-      .then(
-        (r) => {
-          const local = Date.now();
-          this.lastLevel = Number(r[2]);
-          const rem = Number(r[3]);
-          if (rem > 0 && local + rem > this.blockedUntil) this.blockedUntil = local + rem;
-          const granted = Number(r[4]);
-          if (granted > 0) {
-            this.lease += granted;
-            this.leaseAt = local;
-            h.leasing(this);
-          }
-          return r;
-        },
-        (err: unknown) => {
-          this.pendingDelta += delta;
-          if (max !== undefined) this.pendingMax = this.pendingMax === undefined ? max : Math.min(this.pendingMax, max);
-          if (nb !== undefined) this.pendingNotBefore = Math.max(this.pendingNotBefore ?? nb, nb);
-          throw err;
-        },
-      );
+    return h.run(BUCKET, [this.redisKey], [this.s.capacity, this.s.refillPerMs, op, amount, want, delta, max ?? "", nbRel, this.ttlMs]).then(
+      (r) => {
+        const local = Date.now();
+        this.lastLevel = Number(r[2]);
+        const rem = Number(r[3]);
+        if (rem > 0 && local + rem > this.blockedUntil) this.blockedUntil = local + rem;
+        const granted = Number(r[4]);
+        if (granted > 0) {
+          this.lease += granted;
+          this.leaseAt = local;
+          h.leasing(this);
+        }
+        return r;
+      },
+      (err: unknown) => {
+        this.pendingDelta += delta;
+        if (max !== undefined) this.pendingMax = this.pendingMax === undefined ? max : Math.min(this.pendingMax, max);
+        if (nb !== undefined) this.pendingNotBefore = Math.max(this.pendingNotBefore ?? nb, nb);
+        throw err;
+      },
+    );
   }
 
   /** This replica's share of the bucket, seeded from the last level seen; created on first use. */

@@ -1,19 +1,17 @@
 import type { Attributes } from "@opentelemetry/api";
 import type { ResilienceOptions } from "../config.js";
-import { CircuitBreaker, type BreakerDecision } from "../policy/breaker.js";
-import type { Failure } from "../policy/classify.js";
+import { type BreakerDecision, CircuitBreaker } from "../policy/breaker.js";
 import { RateLimiter, type ServerRateLimit } from "../policy/rate-limiter.js";
 import { KeyedRegistry } from "../policy/registry.js";
 import { RetryBudget } from "../policy/retry-budget.js";
-import { localStore, type BreakerState, type StateStore, type StoreKind } from "../policy/store.js";
+import type { BreakerState, StateStore, StoreKind } from "../policy/store.js";
+import type { Failure } from "../providers/classify.js";
+import { type CallRecorder, guard } from "../telemetry/call-recorder.js";
 import { BREAKER_STATE_VALUE, breakerGauge, getInstruments } from "../telemetry/instruments.js";
 import { log } from "../telemetry/logger.js";
 import { ATTR, EVENT } from "../telemetry/semconv.js";
-import { guard, type LogicalCall } from "./logical-call.js";
 
-export type Admission =
-  | { allowed: true; probe: boolean; store: StoreKind }
-  | { allowed: false; retryAt: number; store: StoreKind };
+export type Admission = { allowed: true; probe: boolean; store: StoreKind } | { allowed: false; retryAt: number; store: StoreKind };
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -31,7 +29,7 @@ export class KeyPolicies {
   private readonly maxResetMs: number;
   private readonly labels: Attributes;
   /** The call whose policy step is running, so a transition it causes lands on its span. */
-  private active: LogicalCall | undefined;
+  private active: CallRecorder | undefined;
 
   constructor(
     readonly key: string,
@@ -83,7 +81,7 @@ export class KeyPolicies {
     });
   }
 
-  private withCall<T>(call: LogicalCall, fn: () => T): T {
+  private withCall<T>(call: CallRecorder, fn: () => T): T {
     this.active = call;
     try {
       return fn();
@@ -92,7 +90,7 @@ export class KeyPolicies {
     }
   }
 
-  acquire(call: LogicalCall): MaybePromise<Admission> {
+  acquire(call: CallRecorder): MaybePromise<Admission> {
     if (!this.breaker) return ADMIT;
     const d = this.withCall(call, () => this.breaker!.tryAcquire());
     return isThenable(d) ? d.then(toAdmission) : toAdmission(d);
@@ -108,12 +106,12 @@ export class KeyPolicies {
   }
 
   /** The attempt succeeded; `retryCost` is what its retry took from the budget (0 if none). */
-  success(call: LogicalCall, probe: boolean, retryCost: number): void {
+  success(call: CallRecorder, probe: boolean, retryCost: number): void {
     if (this.breaker) this.withCall(call, () => swallow(this.breaker!.onSuccess(probe)));
     if (this.budget) swallow(this.budget.onSuccess(retryCost));
   }
 
-  failure(call: LogicalCall, probe: boolean, f: Failure): void {
+  failure(call: CallRecorder, probe: boolean, f: Failure): void {
     if (!this.breaker) return;
     const counted = f.outage || (f.rateLimited && this.countRateLimits);
     this.withCall(call, () => swallow(this.breaker!.onFailure(probe, counted)));
@@ -128,7 +126,7 @@ export class KeyPolicies {
   acquireRetry(timeout: boolean): MaybePromise<number | undefined> {
     if (!this.budget) return 0;
     const d = this.budget.tryAcquire(timeout ? "timeout" : "normal");
-    const cost = (r: { ok: boolean; cost?: number }) => (r.ok ? r.cost ?? 0 : undefined);
+    const cost = (r: { ok: boolean; cost?: number }) => (r.ok ? (r.cost ?? 0) : undefined);
     return isThenable(d) ? d.then(cost) : cost(d);
   }
 
@@ -216,22 +214,14 @@ function parseBreakerKey(key: string): { provider: string; model: string | undef
   return { provider, model: model === "" ? undefined : model };
 }
 
-const registries = new WeakMap<ResilienceOptions, KeyedRegistry<KeyPolicies>>();
-let sharedStore: StateStore<any> = localStore;
+const registries = new WeakMap<ResilienceOptions, { store: StateStore<any>; registry: KeyedRegistry<KeyPolicies> }>();
 
-/** Installs the fleet-wide store (Redis); policies created from now on use it. */
-export function setPolicyStore(store: StateStore<any>): void {
-  sharedStore = store;
-}
-
-/** The policies of `key` under these options (one registry per options object, bounded LRU). */
-export function policiesFor(key: string, options: ResilienceOptions): KeyPolicies {
-  let reg = registries.get(options);
-  if (!reg) {
-    reg = new KeyedRegistry((k) => new KeyPolicies(k, options, sharedStore), {
-      evictable: (p) => p.evictable(),
-    });
-    registries.set(options, reg);
+/** The policies of `key` under these options, keeping their state in `store` (one bounded LRU registry per options object). */
+export function policiesFor(key: string, options: ResilienceOptions, store: StateStore<any>): KeyPolicies {
+  let r = registries.get(options);
+  if (!r || r.store !== store) {
+    r = { store, registry: new KeyedRegistry((k) => new KeyPolicies(k, options, store), { evictable: (p) => p.evictable() }) };
+    registries.set(options, r);
   }
-  return reg.get(key);
+  return r.registry.get(key);
 }

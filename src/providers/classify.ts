@@ -1,4 +1,4 @@
-import type { ProviderAdapter } from "../providers/types.js";
+import type { ProviderAdapter } from "./types.js";
 
 /** How the loop treats one failed attempt. The table is in the README ("Which errors are retried"). */
 export interface Failure {

@@ -1,5 +1,5 @@
+import type { StoreKind } from "../policy/store.js";
 import type { LuaScript } from "./redis-scripts.js";
-import type { StoreKind } from "./store.js";
 
 /** What a Redis cell needs from its store (kept apart so the cells do not import the store). */
 export interface RedisHost {

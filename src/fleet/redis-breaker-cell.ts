@@ -1,6 +1,4 @@
-import { LocalBreakerCell } from "./local-breaker-cell.js";
-import type { RedisHost } from "./redis-host.js";
-import { BREAKER_ACQUIRE, BREAKER_MERGE_OPEN, BREAKER_RECORD, BREAKER_SYNC } from "./redis-scripts.js";
+import { LocalBreakerCell } from "../policy/local-breaker-cell.js";
 import type {
   BreakerCell,
   BreakerDecision,
@@ -9,7 +7,9 @@ import type {
   BreakerState,
   CellTransitionListener,
   StoreKind,
-} from "./store.js";
+} from "../policy/store.js";
+import type { RedisHost } from "./redis-host.js";
+import { BREAKER_ACQUIRE, BREAKER_MERGE_OPEN, BREAKER_RECORD, BREAKER_SYNC } from "./redis-scripts.js";
 
 const ALLOW: BreakerDecision = Object.freeze({ allowed: true, probe: false, store: "redis" });
 const ALLOW_PROBE: BreakerDecision = Object.freeze({ allowed: true, probe: true, store: "redis" });
@@ -239,7 +239,12 @@ export class RedisBreakerCell implements BreakerCell<"async"> {
       if (r[1] === 1 && r[2] === 1) this.releaseOrphan(token);
     };
     return h
-      .run(BREAKER_ACQUIRE, [this.keys[0]!, this.keys[1]!], [this.key, h.channel, this.s.cooldownMs, this.s.halfOpenProbes, h.cfg.probeTtlMs, token, this.ttlMs], onLate)
+      .run(
+        BREAKER_ACQUIRE,
+        [this.keys[0]!, this.keys[1]!],
+        [this.key, h.channel, this.s.cooldownMs, this.s.halfOpenProbes, h.cfg.probeTtlMs, token, this.ttlMs],
+        onLate,
+      )
       .then((r): BreakerDecision => {
         this.applyReply(r, 3);
         if (r[1] === 1) {

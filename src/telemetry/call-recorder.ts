@@ -1,27 +1,28 @@
 import {
-  INVALID_SPAN_CONTEXT,
-  context,
-  SpanKind,
-  SpanStatusCode,
-  trace,
   type Attributes,
   type Context,
+  context,
+  INVALID_SPAN_CONTEXT,
   type Span,
+  SpanKind,
   type SpanOptions,
+  SpanStatusCode,
   type Tracer,
+  type TracerProvider,
+  trace,
 } from "@opentelemetry/api";
 import type { Operation, ProviderAdapter, ProviderName, ResponseInfo, Usage } from "../providers/types.js";
-import { ATTR, EVENT } from "../telemetry/semconv.js";
-import { getInstruments } from "../telemetry/instruments.js";
-import { log, reportOnce } from "../telemetry/logger.js";
-import { metricLabels, type MetricLabels } from "../telemetry/metric-labels.js";
 import { SCOPE, VERSION } from "../version.js";
+import { getInstruments } from "./instruments.js";
+import { log, reportOnce } from "./logger.js";
+import { type MetricLabels, metricLabels } from "./metric-labels.js";
+import { ATTR, EVENT } from "./semconv.js";
 
 let tracerOwner: unknown;
 let cachedTracer: Tracer | undefined;
 /** Our tracer, looked up again only when the global tracer provider (or the proxy's delegate) changes. */
 function tracer(): Tracer {
-  const provider: any = trace.getTracerProvider();
+  const provider = trace.getTracerProvider() as TracerProvider & { getDelegate?: () => TracerProvider };
   const owner = typeof provider.getDelegate === "function" ? provider.getDelegate() : provider;
   if (owner !== tracerOwner || !cachedTracer) {
     tracerOwner = owner;
@@ -34,7 +35,10 @@ function tracer(): Tracer {
 const headerAttributeNames = new Map<string, string>();
 function headerAttribute(h: string): string {
   let name = headerAttributeNames.get(h);
-  if (name === undefined) headerAttributeNames.set(h, (name = `http.response.header.${h}`));
+  if (name === undefined) {
+    name = `http.response.header.${h}`;
+    headerAttributeNames.set(h, name);
+  }
   return name;
 }
 
@@ -109,7 +113,7 @@ export function guard<T>(what: string, fn: () => T): T | undefined {
  * The telemetry of one logical SDK call: the CLIENT span, its attempt children, the decision events,
  * metrics and the log line. Knows nothing about policies; the attempt loop tells it what happened.
  */
-export class LogicalCall {
+export class CallRecorder {
   readonly span: Span;
   readonly ctx: Context;
   readonly requestModel: string | undefined;
@@ -123,7 +127,7 @@ export class LogicalCall {
   constructor(
     readonly id: CallIdentity,
     parent: Context,
-    body: any,
+    body: unknown,
   ) {
     this.requestModel = id.adapter.requestModel(id.op, body);
     const attributes: Attributes = {
@@ -159,7 +163,8 @@ export class LogicalCall {
   /** Label sets of this call's metrics (shared, frozen); `model` is the one an attempt asked for. */
   private labels(model = this.requestModel): MetricLabels {
     if (model === this.requestModel) {
-      return (this.ownLabels ??= metricLabels(this.id.op.name, this.id.provider, model, this.id.serverAddress));
+      this.ownLabels ??= metricLabels(this.id.op.name, this.id.provider, model, this.id.serverAddress);
+      return this.ownLabels;
     }
     return metricLabels(this.id.op.name, this.id.provider, model, this.id.serverAddress);
   }
@@ -223,9 +228,7 @@ export class LogicalCall {
       [ATTR.RETRY_DELAY_SOURCE]: source,
       [ATTR.ERROR_TYPE]: errorType,
     });
-    guard("retry metric", () =>
-      getInstruments().retries.add(1, { ...this.metricAttributes(model), [ATTR.ERROR_TYPE]: errorType }),
-    );
+    guard("retry metric", () => getInstruments().retries.add(1, { ...this.metricAttributes(model), [ATTR.ERROR_TYPE]: errorType }));
     guard("retry log", () =>
       log().warn(
         { ...this.logContext(), attempt: failedAttempt, delay_ms: Math.round(delayMs), delay_source: source, "error.type": errorType },

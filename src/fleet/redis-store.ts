@@ -1,9 +1,5 @@
 import { randomBytes } from "node:crypto";
 import type { Redis, RedisOptions } from "ioredis";
-import { RedisBreakerCell } from "./redis-breaker-cell.js";
-import { RedisBucketCell } from "./redis-bucket-cell.js";
-import { WeakSetOf, type RedisCellConfig, type RedisHost } from "./redis-host.js";
-import { ALL_SCRIPTS, type LuaScript } from "./redis-scripts.js";
 import type {
   BreakerCell,
   BreakerSettings,
@@ -13,7 +9,11 @@ import type {
   CellTransitionListener,
   StateStore,
   StoreKind,
-} from "./store.js";
+} from "../policy/store.js";
+import { RedisBreakerCell } from "./redis-breaker-cell.js";
+import { RedisBucketCell } from "./redis-bucket-cell.js";
+import { type RedisCellConfig, type RedisHost, WeakSetOf } from "./redis-host.js";
+import { ALL_SCRIPTS, type LuaScript } from "./redis-scripts.js";
 
 /*
  * ## Fleet-wide state through Redis: consistency and staleness
@@ -313,7 +313,10 @@ export class RedisStore implements StateStore<"async">, RedisHost {
   breaker(key: string, settings: BreakerSettings, onTransition: CellTransitionListener): BreakerCell<"async"> {
     const cell = new RedisBreakerCell(this, key, settings, onTransition);
     let set = this.breakers.get(key);
-    if (!set) this.breakers.set(key, (set = new WeakSetOf()));
+    if (!set) {
+      set = new WeakSetOf();
+      this.breakers.set(key, set);
+    }
     set.add(cell);
     if (this.usable) cell.sync().catch(() => {});
     return cell;
