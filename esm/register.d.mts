@@ -1,0 +1,2 @@
+// `import "llm-resilience/register"` has a side effect only.
+export {};
