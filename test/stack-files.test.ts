@@ -6,15 +6,16 @@
 // contract (design.md) with the installed @opentelemetry/sdk-metrics + exporter-prometheus and
 // takes the names from the serialized scrape text, so rules and dashboard are checked against
 // what Prometheus really receives from the app's own exporter (OTEL_METRICS_EXPORTER=prometheus).
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
-import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { test } from "node:test";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { parse as parseYaml } from "yaml";
 import { METRIC } from "../src/telemetry/semconv.js";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -28,14 +29,29 @@ const promConfig = yamlFile("deploy/prometheus/prometheus.yml");
 const alerts = yamlFile("deploy/prometheus/alerts.yml");
 const alertTests = yamlFile("deploy/prometheus/alerts.test.yml");
 const snippet = read("deploy/README-snippet.md");
+const builder = yamlFile("deploy/stack/otelcol-builder.yaml");
+const jaegerConfig = yamlFile("deploy/jaeger/config.yaml");
+/** deploy/stack/versions.env as a map (KEY=value lines). */
+const versions = Object.fromEntries(
+  read("deploy/stack/versions.env")
+    .split("\n")
+    .map((l) => /^([A-Z_]+)=(\S+)/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => [m[1], m[2]]),
+);
 const DASHBOARD = "deploy/grafana/dashboards/llm-resilience.json";
 
 // ----------------------------------------------------------------------------- helpers
 
 /** "HOST:PORT" or ":PORT" or "${env:X:-HOST:PORT}" -> { host, port } */
+/** "${env:X:-DEFAULT}" -> DEFAULT (what the container gets); anything else as it is. */
+function envDefault(value: string | number): string {
+  const m = /^\$\{env:[A-Z0-9_]+:-(.*)\}$/.exec(String(value));
+  return m ? m[1] : String(value);
+}
+
 function hostPort(endpoint: string): { host: string; port: number } {
-  const m = /^\$\{env:[A-Z0-9_]+:-(.*)\}$/.exec(endpoint);
-  const s = m ? m[1] : endpoint;
+  const s = envDefault(endpoint);
   const i = s.lastIndexOf(":");
   assert.ok(i >= 0, `no port in endpoint ${endpoint}`);
   return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
@@ -66,10 +82,13 @@ function bindMounts(service: string): { source: string; target: string }[] {
   return out;
 }
 
+/** A job's targets as compose sees them: its file_sd files, relative to prometheus.yml. */
 function scrapeTargets(job: string): { host: string; port: number }[] {
   const sc = promConfig.scrape_configs.find((s: any) => s.job_name === job);
   assert.ok(sc, `prometheus.yml has no job ${job}`);
-  return sc.static_configs.flatMap((c: any) => c.targets.map((t: string) => hostPort(t)));
+  assert.equal(sc.static_configs, undefined, `${job}: targets belong in file_sd files (scripts/stack.sh writes its own)`);
+  const files: string[] = sc.file_sd_configs.flatMap((c: any) => c.files);
+  return files.flatMap((f) => yamlFile(path.join("deploy/prometheus", f)).flatMap((g: any) => g.targets.map((t: string) => hostPort(t))));
 }
 
 // ----------------------------------------------------------------------------- the real names
@@ -103,9 +122,15 @@ function realScrape(): Promise<Scrape> {
     attempts.add(1, failed);
     attempts.add(1, base);
     meter.createCounter("llm_resilience.retries").add(1, failed);
-    meter.createCounter("llm_resilience.breaker.transitions").add(1, { ...breaker, "llm_resilience.breaker.from": "closed", "llm_resilience.breaker.to": "open" });
-    meter.createCounter("llm_resilience.breaker.rejections").add(1, { ...base, "llm_resilience.breaker.key": "openai:gpt-4o-mini", "error.type": "breaker_open" });
-    meter.createCounter("llm_resilience.fallbacks").add(1, { ...base, "llm_resilience.fallback.to": "gpt-4o", "llm_resilience.fallback.reason": "breaker_open" });
+    meter
+      .createCounter("llm_resilience.breaker.transitions")
+      .add(1, { ...breaker, "llm_resilience.breaker.from": "closed", "llm_resilience.breaker.to": "open" });
+    meter
+      .createCounter("llm_resilience.breaker.rejections")
+      .add(1, { ...base, "llm_resilience.breaker.key": "openai:gpt-4o-mini", "error.type": "breaker_open" });
+    meter
+      .createCounter("llm_resilience.fallbacks")
+      .add(1, { ...base, "llm_resilience.fallback.to": "gpt-4o", "llm_resilience.fallback.reason": "breaker_open" });
     meter.createObservableGauge("llm_resilience.breaker.state").addCallback((r) => r.observe(2, breaker));
     const cost = meter.createCounter("llm_resilience.cost", { unit: "{USD}" });
     cost.add(0.0021, { ...base, "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "gen_ai.token.type": "input" });
@@ -205,10 +230,22 @@ test("the installed Prometheus exporter writes the names this stack is built on"
   for (const name of CONTRACT_INSTRUMENTS) assert.ok(libraryNames.has(name), `src/telemetry/semconv.ts has no metric ${name}`);
   const real = await realScrape();
   for (const name of CONTRACT_METRICS) assert.ok(real.metrics.has(name), `scrape lacks ${name}:\n${real.text}`);
-  for (const label of ["gen_ai_provider_name", "gen_ai_request_model", "error_type", "gen_ai_token_type", "llm_resilience_breaker_key", "llm_resilience_breaker_to", "llm_resilience_fallback_to", "llm_resilience_fallback_reason"])
+  for (const label of [
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "error_type",
+    "gen_ai_token_type",
+    "llm_resilience_breaker_key",
+    "llm_resilience_breaker_to",
+    "llm_resilience_fallback_to",
+    "llm_resilience_fallback_reason",
+  ])
     assert.ok(real.labels.has(label), `scrape lacks label ${label}`);
   // no unit suffix from this exporter (the collector's adds "_seconds"; prometheus.yml renames it back)
-  assert.ok(![...real.metrics].some((m) => m.includes("_seconds")), "app exporter now adds unit suffixes: update prometheus.yml relabeling, alerts and dashboard");
+  assert.ok(
+    ![...real.metrics].some((m) => m.includes("_seconds")),
+    "app exporter now adds unit suffixes: update prometheus.yml relabeling, alerts and dashboard",
+  );
 });
 
 test("docker-compose.yml parses, pins every image and mounts only files that exist", () => {
@@ -224,20 +261,50 @@ test("docker-compose.yml parses, pins every image and mounts only files that exi
   assert.match(compose.services["otel-collector"].image, /^otel\/opentelemetry-collector-contrib:/);
 });
 
-test("collector pipelines use only declared components that exist in the pinned contrib version", () => {
-  const list = read("deploy/otelcol-contrib-components.txt");
-  const version = /version (\d+\.\d+\.\d+)/.exec(list)?.[1];
-  assert.ok(version, "components list names no version");
-  assert.equal(compose.services["otel-collector"].image, `otel/opentelemetry-collector-contrib:${version}`, "compose pins another collector version than the component list");
+test("the native build and compose run one collector and one Jaeger release; the build has exactly the config's components", () => {
+  const version = versions.OTELCOL_VERSION;
+  assert.match(version ?? "", /^\d+\.\d+\.\d+$/, "deploy/stack/versions.env: OTELCOL_VERSION");
+  assert.equal(builder.dist.version, version, "otelcol-builder.yaml dist.version");
+  assert.equal(
+    compose.services["otel-collector"].image,
+    `otel/opentelemetry-collector-contrib:${version}`,
+    "compose pins another collector than the native build",
+  );
+  assert.equal(compose.services.jaeger.image, `jaegertracing/jaeger:${versions.JAEGER_VERSION}`, "compose pins another Jaeger than the native build");
+  // Jaeger's module tags v1.N go with program release v2.(N-63) (v1.63.0 was v2.0.0).
+  const [, minor] = /^v1\.(\d+)\.0$/.exec(versions.JAEGER_MODULE_VERSION ?? "") ?? [];
+  assert.equal(versions.JAEGER_VERSION, `2.${Number(minor) - 63}.0`, "JAEGER_MODULE_VERSION and JAEGER_VERSION are one release");
+
+  // One release for every module: components at v<version>, confmap providers at one v1.x.
   const modules = new Map<string, Set<string>>();
-  for (const line of list.split("\n")) {
-    const m = /^(extension|exporter|processor|receiver|connector|provider) (\S+)$/.exec(line.trim());
-    if (m) (modules.get(m[1]) ?? modules.set(m[1], new Set()).get(m[1])!).add(m[2].split("/").pop()!);
+  for (const [section, kind] of Object.entries({
+    extensions: "extension",
+    receivers: "receiver",
+    processors: "processor",
+    exporters: "exporter",
+    connectors: "connector",
+    providers: "provider",
+  })) {
+    for (const { gomod } of builder[section] ?? []) {
+      const [mod, v] = gomod.split(" ");
+      if (kind === "provider") assert.match(v, /^v1\.\d+\.\d+$/, gomod);
+      else assert.equal(v, `v${version}`, `${gomod}: not at the collector release v${version}`);
+      (modules.get(kind) ?? modules.set(kind, new Set()).get(kind)!).add(mod.split("/").pop()!);
+    }
   }
-  const exists = (kind: string, id: string) => {
+  const providerVersions = new Set((builder.providers ?? []).map((p: any) => p.gomod.split(" ")[1]));
+  assert.equal(providerVersions.size, 1, "confmap providers at one version");
+  // A config type maps to its module as "<type without _><kind>"; the OTLP gRPC exporter's type
+  // (otlp_grpc since v0.14x, "otlp" is a deprecated alias) lives in module otlpexporter.
+  const MODULE_OF_TYPE: Record<string, string> = { otlp_grpc: "otlpexporter" };
+  const moduleOf = (kind: string, id: string) => {
     const type = id.split("/")[0];
-    const names = modules.get(kind) ?? new Set<string>();
-    return names.has(type.replace(/_/g, "") + kind) || names.has(type);
+    return MODULE_OF_TYPE[type] ?? type.replace(/_/g, "") + kind;
+  };
+  const used = new Set<string>();
+  const exists = (kind: string, id: string) => {
+    used.add(`${kind} ${moduleOf(kind, id)}`);
+    return modules.get(kind)?.has(moduleOf(kind, id)) ?? false;
   };
 
   const kinds: Record<string, string> = { receivers: "receiver", processors: "processor", exporters: "exporter", connectors: "connector" };
@@ -247,24 +314,32 @@ test("collector pipelines use only declared components that exist in the pinned 
     for (const [section, kind] of Object.entries(kinds)) {
       for (const id of p[section] ?? []) {
         assert.ok(collector[section] && id in collector[section], `pipeline ${pname}: ${section.slice(0, -1)} "${id}" is not declared`);
-        assert.ok(exists(kind, id), `pipeline ${pname}: ${kind} "${id}" is not in otelcol-contrib ${version}`);
+        assert.ok(exists(kind, id), `pipeline ${pname}: ${kind} "${id}" is not in deploy/stack/otelcol-builder.yaml`);
       }
     }
   }
   for (const id of collector.service?.extensions ?? []) {
     assert.ok(collector.extensions && id in collector.extensions, `extension "${id}" is not declared`);
-    assert.ok(exists("extension", id), `extension "${id}" is not in otelcol-contrib ${version}`);
+    assert.ok(exists("extension", id), `extension "${id}" is not in deploy/stack/otelcol-builder.yaml`);
   }
   for (const section of Object.keys(kinds)) {
-    for (const id of Object.keys(collector[section] ?? {})) assert.ok(exists(kinds[section], id), `${section}: "${id}" is not in otelcol-contrib ${version}`);
+    for (const id of Object.keys(collector[section] ?? {}))
+      assert.ok(exists(kinds[section], id), `${section}: "${id}" is not in deploy/stack/otelcol-builder.yaml`);
   }
+  for (const [kind, names] of modules)
+    if (kind !== "provider")
+      for (const m of names)
+        assert.ok(used.has(`${kind} ${m}`), `otelcol-builder.yaml builds ${kind} ${m}, which collector-config.yaml does not use`);
   // the pipelines the stack relies on
   assert.deepEqual(pipelines.traces.receivers, ["otlp"]);
   assert.equal(pipelines.traces.processors[0], "memory_limiter", "memory_limiter must come first");
   assert.equal(pipelines.metrics.processors[0], "memory_limiter", "memory_limiter must come first");
   assert.ok(pipelines.traces.processors.includes("batch") && pipelines.metrics.processors.includes("batch"));
   assert.ok(pipelines.metrics.exporters.includes("prometheus"));
-  assert.ok(pipelines.traces.exporters.some((e: string) => e.split("/")[0] === "otlp"), "traces go to Jaeger via otlp");
+  assert.ok(
+    pipelines.traces.exporters.some((e: string) => e.split("/")[0] === "otlp_grpc"),
+    "traces go to Jaeger via OTLP gRPC",
+  );
   assert.ok(collector.exporters.debug, "debug exporter declared");
 });
 
@@ -273,8 +348,13 @@ test("tail sampling keeps errors, retries and fallbacks by the contract's names"
   assert.ok(ts, "tail_sampling processor expected");
   const text = JSON.stringify(ts.policies);
   assert.ok(ts.policies.some((p: any) => p.type === "status_code" && p.status_code.status_codes.includes("ERROR")));
-  assert.ok(ts.policies.some((p: any) => p.type === "numeric_attribute" && p.numeric_attribute.key === "llm_resilience.attempts" && p.numeric_attribute.min_value === 2));
-  for (const event of ["llm_resilience.retry", "llm_resilience.fallback"]) assert.ok(text.includes(`name == \\"${event}\\"`), `no policy for event ${event}`);
+  assert.ok(
+    ts.policies.some(
+      (p: any) => p.type === "numeric_attribute" && p.numeric_attribute.key === "llm_resilience.attempts" && p.numeric_attribute.min_value === 2,
+    ),
+  );
+  for (const event of ["llm_resilience.retry", "llm_resilience.fallback"])
+    assert.ok(text.includes(`name == \\"${event}\\"`), `no policy for event ${event}`);
   assert.ok(ts.policies.some((p: any) => p.type === "probabilistic"));
 });
 
@@ -293,8 +373,8 @@ test("ports agree between compose, collector, Prometheus, Grafana and the README
   assert.equal(col.get(promExp.port), promExp.port);
   // collector internal telemetry <-> scrape target
   const internal = collector.service.telemetry.metrics.readers[0].pull.exporter.prometheus;
-  assert.equal(internal.host, "0.0.0.0");
-  assert.deepEqual(scrapeTargets("otel-collector-internal"), [{ host: "otel-collector", port: internal.port }]);
+  assert.equal(envDefault(internal.host), "0.0.0.0");
+  assert.deepEqual(scrapeTargets("otel-collector-internal"), [{ host: "otel-collector", port: Number(envDefault(internal.port)) }]);
   // health_check
   assert.equal(col.get(hostPort(collector.extensions.health_check.endpoint).port), 13133);
 
@@ -307,8 +387,17 @@ test("ports agree between compose, collector, Prometheus, Grafana and the README
   );
 
   // traces: collector -> jaeger service's OTLP gRPC port
-  const jaegerEp = hostPort(collector.exporters["otlp/jaeger"].endpoint);
+  const jaegerEp = hostPort(collector.exporters["otlp_grpc/jaeger"].endpoint);
   assert.deepEqual(jaegerEp, { host: "jaeger", port: 4317 });
+  assert.deepEqual(
+    hostPort(jaegerConfig.receivers.otlp.protocols.grpc.endpoint),
+    { host: "0.0.0.0", port: 4317 },
+    "Jaeger listens where the collector sends",
+  );
+  assert.deepEqual(hostPort(jaegerConfig.extensions.jaeger_query.http.endpoint), { host: "0.0.0.0", port: 16686 });
+  const jaegerMount = bindMounts("jaeger").find((m) => m.source === "./deploy/jaeger/config.yaml");
+  assert.ok(jaegerMount, "compose mounts deploy/jaeger/config.yaml");
+  assert.deepEqual(compose.services.jaeger.command, [`--config=${jaegerMount.target}`]);
   assert.equal(compose.services["otel-collector"].environment.JAEGER_OTLP_ENDPOINT, "jaeger:4317");
   assert.ok(compose.services.jaeger, "jaeger service");
   assert.equal(publishedPorts("jaeger").get(16686), 16686, "Jaeger UI on 16686");
@@ -339,6 +428,21 @@ test("Prometheus loads alerts.yml by a path valid in the container and in the re
       bindMounts("prometheus").some((m) => m.target === inContainer && path.normalize(m.source) === path.normalize("./deploy/prometheus/" + r)),
       `compose must mount deploy/prometheus/${r} at ${inContainer}`,
     );
+  }
+  // scrape targets: file_sd files next to prometheus.yml, mounted next to it in the container
+  for (const sc of promConfig.scrape_configs) {
+    for (const f of sc.file_sd_configs.flatMap((c: any) => c.files)) {
+      assert.ok(!path.isAbsolute(f) && existsSync(rel(path.join("deploy/prometheus", f))), `${sc.job_name}: ${f} missing next to prometheus.yml`);
+      const dir = path.posix.dirname(f);
+      assert.ok(
+        bindMounts("prometheus").some(
+          (m) =>
+            m.target === path.posix.join(path.posix.dirname(configMount.target), dir) &&
+            path.normalize(m.source) === path.normalize(`./deploy/prometheus/${dir}`),
+        ),
+        `compose must mount deploy/prometheus/${dir} next to prometheus.yml`,
+      );
+    }
   }
   // the collector path is renamed to the app exporter's names
   const relabel = promConfig.scrape_configs.find((s: any) => s.job_name === "otel-collector").metric_relabel_configs;
@@ -374,14 +478,32 @@ test("alert rules are complete, use real metric names and each has firing and no
     "llm_resilience_spend_rejections_total",
   ])
     assert.ok(used.has(m), `no alert rule uses ${m}`);
-  for (const name of ["LLMCallErrorRatioHigh", "LLMCircuitBreakerOpen", "LLMRetryStorm", "LLMLatencyP95High", "LLMFallbacksFiring", "LLMRateLimitedSustained", "LLMSpendRateHigh", "LLMSpendLimitRejecting"])
-    assert.ok(rules.some((r: any) => r.alert === name), `alert ${name} missing`);
+  for (const name of [
+    "LLMCallErrorRatioHigh",
+    "LLMCircuitBreakerOpen",
+    "LLMRetryStorm",
+    "LLMLatencyP95High",
+    "LLMFallbacksFiring",
+    "LLMRateLimitedSustained",
+    "LLMSpendRateHigh",
+    "LLMSpendLimitRejecting",
+  ])
+    assert.ok(
+      rules.some((r: any) => r.alert === name),
+      `alert ${name} missing`,
+    );
 
   const cases = alertTests.tests.flatMap((t: any) => t.alert_rule_test ?? []);
   for (const r of rules) {
     const mine = cases.filter((c: any) => c.alertname === r.alert);
-    assert.ok(mine.some((c: any) => (c.exp_alerts ?? []).length > 0), `${r.alert}: no firing test`);
-    assert.ok(mine.some((c: any) => (c.exp_alerts ?? []).length === 0), `${r.alert}: no not-firing test`);
+    assert.ok(
+      mine.some((c: any) => (c.exp_alerts ?? []).length > 0),
+      `${r.alert}: no firing test`,
+    );
+    assert.ok(
+      mine.some((c: any) => (c.exp_alerts ?? []).length === 0),
+      `${r.alert}: no not-firing test`,
+    );
   }
   // series in the unit tests use real names too
   for (const t of alertTests.tests)
@@ -396,7 +518,10 @@ test("the Grafana dashboard parses and queries only metrics that exist", async (
   const dash = JSON.parse(read(DASHBOARD));
   assert.equal(dash.uid, "llm-resilience");
   const provisioned = yamlFile("deploy/grafana/provisioning/dashboards/dashboards.yml").providers[0].options.path;
-  assert.ok(bindMounts("grafana").some((m) => m.target === provisioned && existsSync(rel(path.join(m.source, path.basename(DASHBOARD))))), "dashboard folder mounted where the provider reads");
+  assert.ok(
+    bindMounts("grafana").some((m) => m.target === provisioned && existsSync(rel(path.join(m.source, path.basename(DASHBOARD))))),
+    "dashboard folder mounted where the provider reads",
+  );
   const dsUids = yamlFile("deploy/grafana/provisioning/datasources/datasources.yml").datasources.map((d: any) => d.uid);
 
   const panels = dash.panels.flatMap((p: any) => [p, ...(p.panels ?? [])]).filter((p: any) => p.type !== "row");
@@ -409,7 +534,7 @@ test("the Grafana dashboard parses and queries only metrics that exist", async (
       assert.ok(uid === "${datasource}" || dsUids.includes(uid), `panel "${p.title}": unknown data source ${uid}`);
       const ms = checkExpr(`panel "${p.title}"`, t.expr, real);
       assert.ok(ms.length > 0, `panel "${p.title}" queries no known metric: ${t.expr}`);
-      ms.forEach((m) => used.add(m));
+      for (const m of ms) used.add(m);
       queries++;
     }
   }
