@@ -3,8 +3,9 @@
 // prints one table per part and writes them as markdown to bench/results/latest.md (raw numbers in
 // bench/results/latest.json).
 //
-//   node bench/run.mjs [--part overhead|profile|ablation|streaming|faults|scale|all] [--rounds N] [--quick]
+//   node bench/run.mjs [--part overhead|profile|ablation|streaming|faults|scale|peers|all] [--rounds N] [--quick]
 //                      [--seq-calls N | --full] [--out FILE]
+//                      [--nodes 20,22,24] [--modes canned,loopback] [--loopback-chunks N]   (part "peers")
 //
 // --quick: fewer rounds and shorter measurements (a smoke run, numbers are rough).
 // --full : part 4 runs the full 1,000,000 sequential calls (default 100,000, to keep `npm run bench`
@@ -28,7 +29,7 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(name);
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
 };
-const PARTS = ["overhead", "profile", "ablation", "streaming", "faults", "scale"];
+const PARTS = ["overhead", "profile", "ablation", "streaming", "faults", "scale", "peers"];
 const partArg = opt("--part", "all");
 const requested = partArg === "all" ? PARTS : partArg.split(",");
 for (const p of requested) if (!PARTS.includes(p)) throw new Error(`--part: unknown part "${p}" (one of ${PARTS.join(", ")}, all)`);
@@ -43,15 +44,18 @@ const OUT = opt("--out", join(RESULTS, "latest.md"));
 const PAYLOADS = join(RESULTS, "payloads.tmp");
 let jobSeq = 0;
 
-/** Runs one child (stdout to /dev/null, so pino lines cost a real write), returns its JSON result. */
-function runChild(nodeArgs, { timeoutMs = 180_000, label } = {}) {
+/**
+ * Runs one child (stdout to /dev/null, so pino lines cost a real write), returns its JSON result.
+ * `node` = the Node binary (default: the one running this script), `env` = extra environment.
+ */
+function runChild(nodeArgs, { timeoutMs = 180_000, label, node = process.execPath, env = {} } = {}) {
   const out = join(RESULTS, `job-${process.pid}-${jobSeq++}.tmp`);
   const devnull = openSync("/dev/null", "w");
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, nodeArgs, {
+    const child = spawn(node, nodeArgs, {
       cwd: ROOT,
       stdio: ["ignore", devnull, "pipe"],
-      env: { ...process.env, BENCH_OUT: out, BENCH_PAYLOADS: PAYLOADS, OTEL_SDK_DISABLED: undefined, LLM_RESILIENCE_DISABLED: undefined },
+      env: { ...process.env, BENCH_OUT: out, BENCH_PAYLOADS: PAYLOADS, OTEL_SDK_DISABLED: undefined, LLM_RESILIENCE_DISABLED: undefined, ...env },
     });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-8000)));
@@ -595,6 +599,142 @@ async function partScale() {
   });
 }
 
+// ------------------------------------------------------------------ part 5: ours against each peer, two transports, three Node versions
+
+// Every cell (Node version × transport × provider × workload) runs the raw SDK, llm-resilience and each peer,
+// one process each, back to back in an order rotated per round; the cells' order rotates too. "added" is
+// paired within a round (configuration − raw of the same round, then the median over rounds), so a slow
+// minute of the machine hits both sides of each difference.
+const PEER_NODES = opt("--nodes", "20,22,24").split(",");
+const PEER_MODES = opt("--modes", "canned,loopback").split(",");
+const LOOPBACK_CHUNKS = Number(opt("--loopback-chunks", 20));
+const PEER_CONFIGS = { openai: ["raw", "ours", "otel-contrib", "traceloop"], anthropic: ["raw", "ours", "builtin-tracing", "traceloop"] };
+const PEER_LABEL = { "otel-contrib": "@opentelemetry/instrumentation-openai", traceloop: "traceloop", "builtin-tracing": "Anthropic built-in tracing" };
+
+/** The Node binary of a major version: BENCH_NODE<major>, else the compat matrix's (scripts/compat-install.sh). */
+function nodeBinary(major) {
+  const file = process.env[`BENCH_NODE${major}`] ?? join(ROOT, `test/compat/node_modules/node${major}/bin/node`);
+  if (!existsSync(file)) throw new Error(`Node ${major}: ${file} is missing; run scripts/compat-install.sh or set BENCH_NODE${major}`);
+  const v = execFileSync(file, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
+  if (v.split(".")[0] !== String(major)) throw new Error(`Node ${major}: ${file} is Node ${v}`);
+  return { file, version: v };
+}
+
+/** bench/loopback/provider.mts in its own process (this script's Node); resolves once it listens. */
+function startLoopbackProvider(chunks) {
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/loopback/provider.mts", String(chunks)], {
+    cwd: ROOT,
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+  });
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code) => reject(new Error(`loopback provider exited (code ${code}) before listening`)));
+    child.once("message", (m) => {
+      child.removeAllListeners("exit");
+      resolve({
+        url: m.url,
+        stop: () =>
+          new Promise((done) => {
+            if (child.exitCode !== null) return done();
+            child.once("exit", () => done());
+            child.disconnect();
+          }),
+      });
+    });
+  });
+}
+
+async function partPeers() {
+  const rounds = argv.includes("--rounds") || !QUICK ? ROUNDS : 1;
+  const nodes = Object.fromEntries(PEER_NODES.map((n) => [n, nodeBinary(n)]));
+  for (const m of PEER_MODES) if (!["canned", "loopback"].includes(m)) throw new Error(`--modes: canned and/or loopback, not "${m}"`);
+  const provider = PEER_MODES.includes("loopback") ? await startLoopbackProvider(LOOPBACK_CHUNKS) : undefined;
+  try {
+    const cells = [];
+    for (const node of PEER_NODES)
+      for (const mode of PEER_MODES) for (const p of Object.keys(PEER_CONFIGS)) for (const workload of ["chat", "stream"]) cells.push({ node, mode, provider: p, workload });
+    const cellKey = (c) => `${c.node}/${c.mode}/${c.provider}/${c.workload}`;
+    const results = new Map(cells.map((c) => [cellKey(c), Object.fromEntries(PEER_CONFIGS[c.provider].map((k) => [k, []]))]));
+    // Per process: canned as part 1; loopback calls take ~10× longer, so fewer warm-up calls and a longer measurement.
+    const params = (c) =>
+      c.mode === "canned"
+        ? { measureMs: QUICK ? 300 : 400, warm: c.workload === "stream" ? 150 : 2500, env: {} }
+        : { measureMs: QUICK ? 400 : 800, warm: c.workload === "stream" ? 300 : 1000, env: { BENCH_LOOPBACK: provider.url, BENCH_STREAM_CHUNKS: String(LOOPBACK_CHUNKS) } };
+    for (let r = 0; r < rounds; r++) {
+      const order = cells.map((_, i) => cells[(i + r * 5) % cells.length]);
+      for (const c of order) {
+        const configs = PEER_CONFIGS[c.provider];
+        const { measureMs, warm, env } = params(c);
+        for (let i = 0; i < configs.length; i++) {
+          const config = configs[(i + r) % configs.length];
+          const res = await runChild(["bench/overhead/child.mjs", c.provider, config, c.workload, String(measureMs), String(warm)], {
+            label: `peers ${cellKey(c)}/${config}`,
+            node: nodes[c.node].file,
+            env,
+          });
+          results.get(cellKey(c))[config].push(res);
+        }
+      }
+      log(`[peers] round ${r + 1}/${rounds} done (${elapsed()}, load ${loadavg()[0].toFixed(1)})`);
+    }
+    raw.peers = { rounds, nodes, modes: PEER_MODES, loopbackChunks: LOOPBACK_CHUNKS, results: Object.fromEntries(results) };
+
+    // Statistics per cell: added = config − raw, paired per round, median over rounds; fastest = best batch − raw's best batch.
+    const summary = cells.map((c) => {
+      const rs = results.get(cellKey(c));
+      const added = (k, field) => median(rs[k].map((x, i) => x[field] - rs.raw[i][field]));
+      const best = (k) => Math.min(...rs[k].map((x) => x.bestUsPerCall));
+      const stat = (k) => ({ added: added(k, "usPerCall"), addedBest: best(k) - best("raw"), addedCpu: added(k, "cpuUsPerCall"), spans: median(rs[k].map((x) => x.spansPerCall)) });
+      return {
+        ...c,
+        raw: median(rs.raw.map((x) => x.usPerCall)),
+        rawBest: best("raw"),
+        ours: stat("ours"),
+        peers: PEER_CONFIGS[c.provider].filter((k) => k !== "raw" && k !== "ours").map((k) => ({ peer: k, ...stat(k) })),
+      };
+    });
+    raw.peersSummary = summary;
+    const ratio = (ours, peer) => (peer > 0 ? `${f(ours / peer, 2)}` : `(peer ${f(peer, 0)})`);
+    const plus = (x) => `${x >= 0 ? "+" : "−"}${f(Math.abs(x), 0)}`;
+    const mark = (s, p) => {
+      const ok = (a, b) => (s.node === "20" ? a <= b : a < b);
+      return ok(s.ours.added, p.added) && ok(s.ours.addedBest, p.addedBest) ? "✅" : ok(s.ours.added, p.added) || ok(s.ours.addedBest, p.addedBest) ? "◐" : "❌";
+    };
+    const out = [];
+    for (const p of Object.keys(PEER_CONFIGS)) {
+      const peerNames = PEER_CONFIGS[p].filter((k) => k !== "raw" && k !== "ours");
+      const rows = summary
+        .filter((s) => s.provider === p)
+        .sort((a, b) => a.workload.localeCompare(b.workload) || a.mode.localeCompare(b.mode) || Number(b.node) - Number(a.node))
+        .map((s) => [
+          `${s.workload === "chat" ? "chat" : `stream (${s.mode === "canned" ? 200 : LOOPBACK_CHUNKS} chunks)`}, ${s.mode}, Node ${nodes[s.node].version}`,
+          `${f(s.raw, 0)} · ${f(s.rawBest, 0)}`,
+          `${plus(s.ours.added)} · ${plus(s.ours.addedBest)}`,
+          ...s.peers.flatMap((x) => [`${plus(x.added)} · ${plus(x.addedBest)}`, `${ratio(s.ours.added, x.added)} · ${ratio(s.ours.addedBest, x.addedBest)} ${mark(s, x)}`]),
+          s.peers.map((x) => ratio(s.ours.addedCpu, x.addedCpu)).join(" / "),
+        ]);
+      out.push(
+        `#### ${p}\n\n` +
+          table(
+            ["workload, transport, Node", "raw SDK µs/call", "llm-resilience added µs", ...peerNames.flatMap((k) => [`${PEER_LABEL[k]} added µs`, `ours ÷ ${PEER_LABEL[k]}`]), `ours ÷ peer, client CPU (${peerNames.map((k) => PEER_LABEL[k]).join(" / ")})`],
+            rows,
+          ),
+      );
+    }
+    sections.push({
+      title: "5. Ours against each peer: canned fetch and loopback HTTP, Node 20 / 22 / 24",
+      body:
+        `${rounds} round(s); every cell (Node × transport × provider × workload) runs the raw SDK, llm-resilience and each peer, one process each, back to back (the order rotated every round, the cells' order too). ` +
+        `Canned: the in-process canned fetch of part 1 (200-chunk streams). Loopback: the fake provider (\`bench/loopback/provider.mts\`) in its own process on 127.0.0.1, the SDKs' own fetch (undici, keep-alive), ${LOOPBACK_CHUNKS}-chunk streams. ` +
+        `Each cell reads "median · fastest": median over rounds of (configuration − raw SDK) measured in the same round, and the fastest batch's difference. ` +
+        `"ours ÷ peer" < 1 means we add less: ✅ below the peer on both (at most the peer on Node 20), ◐ on one of the two, ❌ on neither. The last column divides the client process's CPU time per call (user + system, paired medians), which does not count time spent waiting for the provider or for other processes.\n\n` +
+        out.join("\n\n"),
+    });
+  } finally {
+    await provider?.stop();
+  }
+}
+
 // ------------------------------------------------------------------ main
 
 function versions() {
@@ -647,6 +787,7 @@ async function main() {
     if (p === "streaming") await partStreaming();
     if (p === "faults") await partFaults();
     if (p === "scale") await partScale();
+    if (p === "peers") await partPeers();
   }
   const loadAfter = loadavg();
   const m = machine();

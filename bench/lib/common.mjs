@@ -158,7 +158,12 @@ export function setupOtel() {
  */
 export function makeClient(provider, config, fetchOpts = {}, registerOpts = {}) {
   const otel = setupOtel();
-  const fetch = cannedFetch(provider, fetchOpts);
+  // BENCH_LOOPBACK=http://127.0.0.1:PORT (bench/loopback/provider.mts): real HTTP with the SDK's own fetch
+  // (undici) instead of the canned in-process fetch.
+  const loopback = process.env.BENCH_LOOPBACK;
+  const transport = loopback
+    ? { baseURL: { openai: `${loopback}/v1`, anthropic: loopback } }
+    : { baseURL: { openai: "https://api.openai.com/v1", anthropic: "https://api.anthropic.com" }, fetch: cannedFetch(provider, fetchOpts) };
   const notes = [];
   if (config.startsWith("ours")) {
     // BENCH_LLMR: another build of the package (a directory with dist/), to compare two versions.
@@ -193,7 +198,7 @@ export function makeClient(provider, config, fetchOpts = {}, registerOpts = {}) 
       inst.manuallyInstrument(mod.OpenAI);
       notes.push("manuallyInstrument(OpenAI); default config (traceContent on)");
     }
-    const client = new mod.OpenAI({ apiKey: "sk-bench", baseURL: "https://api.openai.com/v1", fetch });
+    const client = new mod.OpenAI({ apiKey: "sk-bench", baseURL: transport.baseURL.openai, ...(transport.fetch ? { fetch: transport.fetch } : {}) });
     const body = { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hi" }] };
     const chat = () => client.chat.completions.create(body);
     const stream = () => client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
@@ -217,8 +222,8 @@ export function makeClient(provider, config, fetchOpts = {}, registerOpts = {}) 
   const Anthropic = mod.Anthropic ?? mod.default;
   const client = new Anthropic({
     apiKey: "sk-ant-bench",
-    baseURL: "https://api.anthropic.com",
-    fetch,
+    baseURL: transport.baseURL.anthropic,
+    ...(transport.fetch ? { fetch: transport.fetch } : {}),
     // raw and the peers: the SDK's own tracing off; builtin-tracing: on (default) with a provider registered;
     // ours: default (llm-resilience replaces the SDK's span with its own).
     ...(config === "raw" || config === "raw-ctx" || config === "traceloop" ? { openTelemetry: false } : {}),
@@ -247,7 +252,7 @@ function withContext(config, chat, stream) {
  * price each piece. Nothing in src/ changes; the built modules are patched in memory.
  *   ours-debug      logLevel debug: the per-call summary line is written (info, the default, logs decisions only)
  *   ours-nolog      logLevel silent (no log lines at all)
- *   ours-nobody     the response-body watchers off (InstrumentedCall.prototype.bodyRead a no-op, bodyStreamOpen false)
+ *   ours-nobody     the response-body watchers off (ResponseBody.prototype.bodyRead a no-op, bodyStreamOpen false)
  *   ours-nometrics  getInstruments() returns no-op instruments (no metric records)
  *   ours-nospans    our tracer scope gets a never-sampling tracer (spans created non-recording)
  *   ours-nopolicies breaker and retry budget off
@@ -255,9 +260,9 @@ function withContext(config, chat, stream) {
  */
 function ablate(dist, off, otel, notes) {
   if (off.has("body")) {
-    const { InstrumentedCall } = require(join(dist, "call/instrumented-call.js"));
-    InstrumentedCall.prototype.bodyRead = function () {};
-    InstrumentedCall.prototype.bodyStreamOpen = function () {
+    const { ResponseBody } = require(join(dist, "call/response-body.js"));
+    ResponseBody.prototype.bodyRead = function () {};
+    ResponseBody.prototype.bodyStreamOpen = function () {
       return false;
     };
     notes.push("response-body watchers disabled");

@@ -1,6 +1,8 @@
 // One configuration, one workload, one process: µs per call of sequential awaited calls, measured in
 // 16 batches (median and fastest batch reported).
 // argv: <provider openai|anthropic> <config> <workload chat|stream> [measureMs] [warmCalls]
+// env: BENCH_LOOPBACK=<url of bench/loopback/provider.mts> for real HTTP instead of the canned fetch,
+//      BENCH_STREAM_CHUNKS = content chunks a streamed answer has (200 canned; the provider's setting on loopback).
 import { performance } from "node:perf_hooks";
 import { drain, makeClient, median, writeResult } from "../lib/common.mjs";
 
@@ -16,8 +18,9 @@ await setup.otel.steady();
 const call = workload === "stream" ? async () => drain(await setup.stream()) : () => setup.chat();
 
 // Sanity: the call works and (for streams) yields every chunk.
+const STREAM_CHUNKS = Number(process.env.BENCH_STREAM_CHUNKS ?? 200);
 const first = await call();
-if (workload === "stream" && first < 200) throw new Error(`stream yielded ${first} chunks`);
+if (workload === "stream" && first < STREAM_CHUNKS) throw new Error(`stream yielded ${first} chunks, expected ${STREAM_CHUNKS}`);
 
 // Warm up (JIT, pools), then size the batches from the rate of the last warm-up calls.
 const warmN = WARM_CALLS;
@@ -46,6 +49,8 @@ writeResult({
   provider,
   config,
   workload,
+  node: process.version,
+  transport: process.env.BENCH_LOOPBACK ? "loopback" : "canned",
   usPerCall: median(batches),
   // The fastest batch: the least disturbed by other processes sharing the CPUs.
   bestUsPerCall: Math.min(...batches),
