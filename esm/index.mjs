@@ -1,17 +1,4 @@
-// The ESM entry re-exports the CommonJS build so both module systems share one instance.
-// Keep the names in step with src/index.ts (the packed-package test compares them).
-import cjs from "../dist/index.js";
-
-export const {
-  register,
-  instrument,
-  shutdown,
-  isLoaderThread,
-  BreakerOpenError,
-  ConfigError,
-  DeadlineExceededError,
-  VERSION,
-  createRedisStore,
-  RedisStore,
-} = cjs;
-export default cjs;
+// The ESM entry re-exports the CommonJS build so both module systems share one instance
+// (the packed-package test checks that every CommonJS export comes through).
+export * from "../dist/index.js";
+export { default } from "../dist/index.js";
