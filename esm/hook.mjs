@@ -1,11 +1,15 @@
 // Module customization hook (`module.register`), registered by `register()` so that an SDK's ESM
 // build imported AFTER registering (a dynamic `import("openai")` from a CommonJS app, an ES module
 // dependency loaded later, `node --import llm-resilience/register`) is instrumented as it is
-// evaluated. It only touches the two SDK entry files; everything else passes through untouched.
+// evaluated. It only touches the SDKs' and the AI SDK providers' entry files; everything else passes
+// through untouched.
 // The appended lines hand the module's own namespace to the main thread's runtime.
 const ENTRIES = [
   [/\/node_modules\/openai\/index\.mjs$/, "openai"],
   [/\/node_modules\/@anthropic-ai\/sdk\/index\.mjs$/, "@anthropic-ai/sdk"],
+  [/\/node_modules\/@ai-sdk\/openai\/dist\/index\.m?js$/, "@ai-sdk/openai"],
+  [/\/node_modules\/@ai-sdk\/anthropic\/dist\/index\.m?js$/, "@ai-sdk/anthropic"],
+  [/\/node_modules\/@ai-sdk\/azure\/dist\/index\.m?js$/, "@ai-sdk/azure"],
 ];
 
 export async function load(url, context, nextLoad) {

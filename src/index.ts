@@ -2,6 +2,7 @@ import * as workerThreads from "node:worker_threads";
 import { isMainThread, type MessagePort, parentPort } from "node:worker_threads";
 import { type ClientOverrides, resolveOptions, type UserOptions, validateUserOptions } from "./config.js";
 import { createRedisStore, type RedisStore, type RedisStoreOptions } from "./fleet/redis-store.js";
+import { installAiSdkRequireHook, instrumentAiSdkEsmBuilds, uninstallAiSdkRequireHook } from "./instrumentation/ai-sdk.js";
 import { installEsmHook, installRequireHook, instrumentEsmBuilds, uninstallRequireHook } from "./instrumentation/hooks.js";
 import { instrumentClientObject } from "./instrumentation/sdks.js";
 import { localStore } from "./policy/local-store.js";
@@ -35,7 +36,8 @@ export function register(options: UserOptions = {}): void {
     if (!resolved.disabled) {
       installFleetStore(resolved);
       existing.store = fleetStore ?? localStore;
-      installRequireHook(); // both idempotent: a runtime registered disabled gets its hooks now
+      installRequireHook(); // all idempotent: a runtime registered disabled gets its hooks now
+      installAiSdkRequireHook();
       installEsmHook();
     }
     return;
@@ -58,6 +60,7 @@ export function register(options: UserOptions = {}): void {
   installFleetStore(resolved);
   rt.store = fleetStore ?? localStore;
   installRequireHook();
+  installAiSdkRequireHook();
   installEsmHook();
   // Give the application's own OpenTelemetry set-up, if any, the rest of this tick to register.
   setImmediate(() => rt.beforeFirstCall?.()).unref();
@@ -113,4 +116,14 @@ export function isLoaderThread(): boolean {
 }
 
 /** @internal used by the ESM register entry. */
-export const _internal = { instrumentEsmBuilds, uninstallRequireHook, isLoaderThread };
+export const _internal = {
+  instrumentEsmBuilds: async (): Promise<void> => {
+    await instrumentEsmBuilds();
+    await instrumentAiSdkEsmBuilds();
+  },
+  uninstallRequireHook: (): void => {
+    uninstallRequireHook();
+    uninstallAiSdkRequireHook();
+  },
+  isLoaderThread,
+};

@@ -4,6 +4,7 @@ import { dirname, join, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Hook as RequireHook } from "require-in-the-middle";
 import { reportOnce } from "../telemetry/logger.js";
+import { type AiSdkPackage, instrumentAiSdkModule, isAiSdkPackage } from "./ai-sdk.js";
 import { instrumentSdk, isSupported, readVersion, SDK_PACKAGES, type SdkPackage } from "./sdks.js";
 
 let requireHook: RequireHook | undefined;
@@ -23,7 +24,7 @@ export function installRequireHook(): void {
 }
 
 const ESM_LOADED = Symbol.for("llm-resilience.esm-loaded");
-type EsmLoaded = (pkg: SdkPackage, ns: unknown, url: string) => void;
+type EsmLoaded = (pkg: SdkPackage | AiSdkPackage, ns: unknown, url: string) => void;
 let esmHookInstalled = false;
 
 /**
@@ -38,7 +39,8 @@ export function installEsmHook(): void {
   esmHookInstalled = true;
   g[ESM_LOADED] = (pkg, ns, url) => {
     try {
-      instrumentSdk(pkg, ns, readVersion(dirname(fileURLToPath(url))));
+      if (isAiSdkPackage(pkg)) instrumentAiSdkModule(pkg, ns, url);
+      else instrumentSdk(pkg, ns, readVersion(dirname(fileURLToPath(url))));
     } catch (err) {
       reportOnce(`could not instrument the ESM build of ${pkg}`, err);
     }

@@ -1,19 +1,6 @@
-import type { ProviderAdapter } from "./types.js";
+import type { Failure, ProviderAdapter } from "./types.js";
 
-/** How the loop treats one failed attempt. The table is in the README ("Which errors are retried"). */
-export interface Failure {
-  /** The contract's `error.type`. */
-  errorType: string;
-  retryable: boolean;
-  status?: number;
-  timeout: boolean;
-  aborted: boolean;
-  /** A server-side failure the breaker counts (429 only when configured). */
-  outage: boolean;
-  rateLimited: boolean;
-  contextOverflow: boolean;
-  headers?: { get(name: string): string | null };
-}
+export type { Failure } from "./types.js";
 
 const TRANSIENT_TYPES = new Set(["overloaded_error", "api_error", "server_error", "rate_limit_error", "timeout_error"]);
 
@@ -22,6 +9,7 @@ function isRetryableStatus(status: number): boolean {
 }
 
 export function classify(err: unknown, adapter: ProviderAdapter): Failure {
+  if (adapter.classify) return adapter.classify(err);
   const e = err as any;
   const name: string = e?.constructor?.name ?? e?.name ?? "";
   const base = { timeout: false, aborted: false, outage: false, rateLimited: false, contextOverflow: false };

@@ -53,4 +53,21 @@ export interface ProviderAdapter {
   streamAccumulator(op: Operation, injectedUsage: boolean): StreamAccumulator;
   /** The provider's error type for an SDK APIError, when it sent one. */
   providerErrorType(err: any): string | undefined;
+  /** Errors of a shape `classify` does not know (the AI SDK's): this adapter classifies them itself. */
+  classify?(err: unknown): Failure;
+}
+
+/** How the loop treats one failed attempt. The table is in the README ("Which errors are retried"). */
+export interface Failure {
+  /** The contract's `error.type`. */
+  errorType: string;
+  retryable: boolean;
+  status?: number;
+  timeout: boolean;
+  aborted: boolean;
+  /** A server-side failure the breaker counts (429 only when configured). */
+  outage: boolean;
+  rateLimited: boolean;
+  contextOverflow: boolean;
+  headers?: { get(name: string): string | null };
 }

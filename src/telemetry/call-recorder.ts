@@ -123,11 +123,18 @@ export class CallRecorder {
   private current: Attempt | undefined;
   private firstChunkAt: number | undefined;
   ended = false;
+  /** The span is someone else's (see the constructor): recorded into, never ended here. */
+  private readonly adopted: boolean;
 
+  /**
+   * `adopt`: a GenAI span another library opened for this very call (the AI SDK's own `chat <model>`
+   * span): it becomes the call's span, so the call has one GenAI span, not two. Its owner ends it.
+   */
   constructor(
     readonly id: CallIdentity,
     parent: Context,
     body: unknown,
+    adopt?: Span,
   ) {
     this.requestModel = id.adapter.requestModel(id.op, body);
     const attributes: Attributes = {
@@ -138,9 +145,16 @@ export class CallRecorder {
     if (this.requestModel !== undefined) attributes[ATTR.REQUEST_MODEL] = this.requestModel;
     if (id.serverAddress !== undefined) attributes[ATTR.SERVER_ADDRESS] = id.serverAddress;
     if (id.serverPort !== undefined) attributes[ATTR.SERVER_PORT] = id.serverPort;
-    const name = this.requestModel ? `${id.op.name} ${this.requestModel}` : id.op.name;
-    this.span = startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
-    this.ctx = trace.setSpan(parent, this.span);
+    this.adopted = adopt !== undefined;
+    if (adopt) {
+      this.span = adopt;
+      guard("adopt span", () => adopt.setAttributes(attributes));
+      this.ctx = parent;
+    } else {
+      const name = this.requestModel ? `${id.op.name} ${this.requestModel}` : id.op.name;
+      this.span = startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+      this.ctx = trace.setSpan(parent, this.span);
+    }
     if (id.captureContent) {
       guard("content capture", () => {
         const content = id.adapter.requestContent(id.op, body);
@@ -285,7 +299,7 @@ export class CallRecorder {
       }
       this.recordEnd(info, undefined);
     });
-    endSpan(this.span);
+    if (!this.adopted) endSpan(this.span);
   }
 
   fail(errorType: string, err?: unknown, info: ResponseInfo = {}): void {
@@ -301,7 +315,7 @@ export class CallRecorder {
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.redact(err.message).slice(0, 300) : undefined });
       this.recordEnd(info, errorType);
     });
-    endSpan(this.span);
+    if (!this.adopted) endSpan(this.span);
   }
 
   private recordEnd(info: ResponseInfo, errorType: string | undefined): void {
