@@ -22,13 +22,17 @@ class AsyncStore implements StateStore<"async"> {
   readonly keys: string[] = [];
   breaker(key: string, settings: BreakerSettings, onTransition: CellTransitionListener): BreakerCell<"async"> {
     this.keys.push(key);
-    const cell = localStore.breaker(key, settings, onTransition);
+    // Decided "remotely": every decision and transition says so.
+    const cell = localStore.breaker(key, settings, (t) => onTransition({ ...t, store: "redis" }));
     return {
       get state() {
         return cell.state;
       },
       acquire: async (now) => ({ ...cell.acquire(now), store: "redis" }),
-      record: async (now, outcome, probe) => cell.record(now, outcome, probe),
+      record: async (now, outcome, probe) => {
+        const t = cell.record(now, outcome, probe);
+        return t && { ...t, store: "redis" };
+      },
     };
   }
   bucket(key: string, settings: BucketSettings): BucketCell<"async"> {

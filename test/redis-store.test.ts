@@ -6,7 +6,7 @@ import { RateLimiter } from "../src/policy/rate-limiter.ts";
 import { RetryBudget } from "../src/policy/retry-budget.ts";
 import { isPromiseLike, type BreakerDecision, type StoreKind } from "../src/policy/store.ts";
 import { createRedisStore, type RedisStore, type RedisStoreOptions } from "../src/fleet/redis-store.ts";
-import { hasRedisServer, RedisServer } from "./fixtures/fleet/redis-server.ts";
+import { freePort, hasRedisServer, RedisServer } from "./fixtures/fleet/redis-server.ts";
 
 const skip = hasRedisServer() ? false : "redis-server not installed (apt-get install -y redis-server)";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -425,6 +425,53 @@ describe("redis store degraded mode", { skip }, () => {
     } finally {
       await fleet.close();
       await server.kill();
+    }
+  });
+});
+
+describe("redis store start-up", { skip }, () => {
+  test("failures counted while the store connects reach the fleet: the breaker opens at exactly its threshold", async () => {
+    const port = await freePort();
+    const warnings: string[] = [];
+    const store = createRedisStore({
+      url: `redis://127.0.0.1:${port}`,
+      reconnectMaxDelayMs: 50,
+      commandTimeoutMs: 250,
+      logger: { warn: (_o, msg) => warnings.push(msg), info: () => {} },
+    });
+    let server: RedisServer | undefined;
+    try {
+      const log: Transition[] = [];
+      const [b] = breakers([store], freshKey("startup"), { consecutiveFailures: 3, cooldownMs: 60_000 }, log);
+      // Redis is not there yet: the store connects while the application already calls.
+      assert.equal(store.status, "connecting");
+      for (let i = 0; i < 2; i++) {
+        const d = await b!.tryAcquire();
+        assert.deepEqual(d, { allowed: true, probe: false, store: "local" });
+        assert.equal(await b!.onFailure(false), undefined);
+      }
+      assert.equal(b!.state, "closed");
+      server = await RedisServer.start(port);
+      assert.equal(await store.ready(3000), true);
+      assert.equal(b!.state, "closed", "two failures stay below the threshold of 3");
+      // The third failure opens it: the two counted while connecting reached Redis.
+      assert.deepEqual(await b!.tryAcquire(), { allowed: true, probe: false, store: "redis" });
+      const opened = await b!.onFailure(false);
+      await waitFor("the third failure opens the breaker", () => b!.state === "open", 1000);
+      assert.deepEqual(opened, { from: "closed", to: "open", store: "redis" }, "the transition comes back to the failure that caused it");
+      assert.deepEqual(log, [{ i: 0, from: "closed", to: "open", store: "redis" }]);
+      // Shared: another store sees it open.
+      const other = createRedisStore({ url: server.url, logger: { warn: () => {} } });
+      try {
+        assert.equal(await other.ready(3000), true);
+        const d = await breakers([other], b!.key, { consecutiveFailures: 3, cooldownMs: 60_000 })[0]!.tryAcquire();
+        assert.deepEqual([d.allowed, d.store], [false, "redis"]);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await store.close();
+      await server?.kill();
     }
   });
 });

@@ -3,6 +3,7 @@ import { BreakerOpenError, DeadlineExceededError } from "../errors.js";
 import { backoffDelay } from "../policy/backoff.js";
 import { parseRetryAfter } from "../policy/retry-after.js";
 import { sleep } from "../policy/sleep.js";
+import type { BreakerTransition } from "../policy/store.js";
 import { classify, type Failure } from "../providers/classify.js";
 import type { ProviderAdapter } from "../providers/types.js";
 import type { Attempt, CallRecorder } from "../telemetry/call-recorder.js";
@@ -122,9 +123,10 @@ async function attemptsForModel(
   for (let n = firstIndex; ; n++) {
     if (input.signal?.aborted) throw new GiveUp("aborted", "aborted", input.abortError());
 
-    const acquired = policies.acquire(recorder);
+    const acquired = policies.acquire();
     // The local store answers synchronously: don't pay a microtask (and its async-hook work) for it.
     const admission = isThenable(acquired) ? await acquired : acquired;
+    if (admission.transition) breakerTransition(recorder, policies.key, admission.transition);
     if (!admission.allowed) {
       recorder.event(EVENT.BREAKER_REJECT, { [ATTR.BREAKER_KEY]: policies.key });
       policies.rejected(recorder.metricAttributes(model));
@@ -154,7 +156,9 @@ async function attemptsForModel(
       const props = await input.send(model, attempt, timeoutMs);
       recorder.recordResponse(attempt, props.response.status, props.response.headers);
       policies.applyRateHeaders(props.response.headers);
-      policies.success(recorder, admission.probe, retryCost);
+      const closed = policies.success(admission.probe, retryCost);
+      const transition = isThenable(closed) ? await closed : closed;
+      if (transition) breakerTransition(recorder, policies.key, transition);
       return { props, attempt, policies, model, retryIndex: n, deadlineAt };
     } catch (err) {
       if (err instanceof GiveUp) {
@@ -171,7 +175,10 @@ async function attemptsForModel(
         policies.release(admission.probe);
         throw new GiveUp("aborted", "aborted", err);
       }
-      policies.failure(recorder, admission.probe, failure);
+      // Awaited: the decision below reads the state this failure left (with Redis, one round trip).
+      const opened = policies.failure(admission.probe, failure);
+      const transition = isThenable(opened) ? await opened : opened;
+      if (transition) breakerTransition(recorder, policies.key, transition);
 
       const decision = await decide(input, policies, failure, n, deadlineAt, fallbacks.hasNext(failure));
       if (decision.kind === "give_up") throw new GiveUp(decision.reason, failure.errorType, err);
@@ -200,7 +207,9 @@ export async function resumeAfterStreamFailure(
   const failure = classify(err, input.adapter);
   recorder.endAttempt(prev.attempt, failure.errorType);
   if (failure.aborted) return { giveUp: "aborted", errorType: failure.errorType, error: err };
-  prev.policies.failure(recorder, false, failure);
+  const opened = prev.policies.failure(false, failure);
+  const transition = isThenable(opened) ? await opened : opened;
+  if (transition) breakerTransition(recorder, prev.policies.key, transition);
   const decision = await decide(input, prev.policies, failure, prev.retryIndex, prev.deadlineAt, false);
   if (decision.kind !== "retry") return { giveUp: decision.reason, errorType: failure.errorType, error: err };
   recorder.retry(prev.attempt.number, decision.delayMs, decision.source, failure.errorType, prev.model);
@@ -265,6 +274,16 @@ async function waitOrAbort(input: LoopInput, ms: number): Promise<void> {
   } catch {
     throw input.abortError();
   }
+}
+
+/** A transition this call caused: an event on its span (the contract's `llm_resilience.breaker.transition`). */
+function breakerTransition(recorder: CallRecorder, key: string, t: BreakerTransition): void {
+  recorder.event(EVENT.BREAKER_TRANSITION, {
+    [ATTR.BREAKER_KEY]: key,
+    [ATTR.BREAKER_FROM]: t.from,
+    [ATTR.BREAKER_TO]: t.to,
+    [ATTR.BREAKER_STORE]: t.store,
+  });
 }
 
 function isThenable<T>(v: T | Promise<T>): v is Promise<T> {

@@ -4,21 +4,27 @@ import { type BreakerDecision, CircuitBreaker } from "../policy/breaker.js";
 import { RateLimiter, type ServerRateLimit } from "../policy/rate-limiter.js";
 import { KeyedRegistry } from "../policy/registry.js";
 import { RetryBudget } from "../policy/retry-budget.js";
-import type { BreakerState, StateStore, StoreKind } from "../policy/store.js";
+import type { BreakerTransition, StateStore, StoreKind } from "../policy/store.js";
 import type { Failure } from "../providers/classify.js";
-import { type CallRecorder, guard } from "../telemetry/call-recorder.js";
+import { guard } from "../telemetry/call-recorder.js";
 import { BREAKER_STATE_VALUE, breakerGauge, getInstruments } from "../telemetry/instruments.js";
 import { log } from "../telemetry/logger.js";
-import { ATTR, EVENT } from "../telemetry/semconv.js";
+import { ATTR } from "../telemetry/semconv.js";
 
-export type Admission = { allowed: true; probe: boolean; store: StoreKind } | { allowed: false; retryAt: number; store: StoreKind };
+/** `transition`: the state change this admission itself caused (open → half_open), for the call's span. */
+export type Admission =
+  | { allowed: true; probe: boolean; store: StoreKind; transition?: BreakerTransition }
+  | { allowed: false; retryAt: number; store: StoreKind; transition?: BreakerTransition };
 
 type MaybePromise<T> = T | Promise<T>;
 
 /**
  * The policies of one breaker key (provider + server + model) as the attempt loop sees them: breaker,
- * retry budget and rate limiter, each optional, with their telemetry. Results are plain values for
- * the in-process store and may be Promises for a shared one; the loop awaits them.
+ * retry budget and rate limiter, each optional, with their metrics and logs. Results are plain values
+ * for the in-process store and may be Promises for a shared one; the loop awaits them. A breaker
+ * transition a call caused comes back in that call's admission or outcome result: the loop puts it
+ * on the call's span. Every transition this process sees (also the fleet's, learnt via pub/sub) is
+ * a metric and a log line here.
  */
 export class KeyPolicies {
   private readonly breaker: CircuitBreaker<any> | undefined;
@@ -28,8 +34,6 @@ export class KeyPolicies {
   /** A server-sent reset beyond this is ignored, as a retry-after beyond it would be. */
   private readonly maxResetMs: number;
   private readonly labels: Attributes;
-  /** The call whose policy step is running, so a transition it causes lands on its span. */
-  private active: CallRecorder | undefined;
 
   constructor(
     readonly key: string,
@@ -50,7 +54,7 @@ export class KeyPolicies {
         cooldownMs: b.cooldownMs,
         halfOpenProbes: b.halfOpenProbes,
         store,
-        onTransition: (from, to, _key, storeKind) => this.transition(from, to, storeKind),
+        onTransition: (from, to, _key, storeKind) => this.observed({ from, to, store: storeKind }),
       });
       breakerGauge.set(key, { value: 0, attributes: this.labels });
     }
@@ -67,32 +71,17 @@ export class KeyPolicies {
     return !this.breaker || this.breaker.state === "closed";
   }
 
-  private transition(from: BreakerState, to: BreakerState, store: StoreKind): void {
+  private observed({ from, to, store }: BreakerTransition): void {
     guard("breaker transition", () => {
       breakerGauge.set(this.key, { value: BREAKER_STATE_VALUE[to], attributes: this.labels });
       getInstruments().breakerTransitions.add(1, { ...this.labels, [ATTR.BREAKER_FROM]: from, [ATTR.BREAKER_TO]: to, [ATTR.BREAKER_STORE]: store });
-      this.active?.event(EVENT.BREAKER_TRANSITION, {
-        [ATTR.BREAKER_KEY]: this.key,
-        [ATTR.BREAKER_FROM]: from,
-        [ATTR.BREAKER_TO]: to,
-        [ATTR.BREAKER_STORE]: store,
-      });
       log().warn({ "breaker.key": this.key, from, to, store }, "llm circuit breaker transition");
     });
   }
 
-  private withCall<T>(call: CallRecorder, fn: () => T): T {
-    this.active = call;
-    try {
-      return fn();
-    } finally {
-      this.active = undefined;
-    }
-  }
-
-  acquire(call: CallRecorder): MaybePromise<Admission> {
+  acquire(): MaybePromise<Admission> {
     if (!this.breaker) return ADMIT;
-    const d = this.withCall(call, () => this.breaker!.tryAcquire());
+    const d = this.breaker.tryAcquire();
     return isThenable(d) ? d.then(toAdmission) : toAdmission(d);
   }
 
@@ -105,16 +94,20 @@ export class KeyPolicies {
     guard("breaker rejection", () => getInstruments().breakerRejections.add(1, { ...attrs, [ATTR.BREAKER_KEY]: this.key }));
   }
 
-  /** The attempt succeeded; `retryCost` is what its retry took from the budget (0 if none). */
-  success(call: CallRecorder, probe: boolean, retryCost: number): void {
-    if (this.breaker) this.withCall(call, () => swallow(this.breaker!.onSuccess(probe)));
+  /**
+   * The attempt succeeded; `retryCost` is what its retry took from the budget (0 if none). Resolves
+   * with the transition it caused (a probe closing the breaker), if any.
+   */
+  success(probe: boolean, retryCost: number): MaybePromise<BreakerTransition | undefined> {
     if (this.budget) swallow(this.budget.onSuccess(retryCost));
+    return this.breaker ? settled(this.breaker.onSuccess(probe)) : undefined;
   }
 
-  failure(call: CallRecorder, probe: boolean, f: Failure): void {
-    if (!this.breaker) return;
+  /** Resolves with the transition the failure caused (the breaker opening), if any. */
+  failure(probe: boolean, f: Failure): MaybePromise<BreakerTransition | undefined> {
+    if (!this.breaker) return undefined;
     const counted = f.outage || (f.rateLimited && this.countRateLimits);
-    this.withCall(call, () => swallow(this.breaker!.onFailure(probe, counted)));
+    return settled(this.breaker.onFailure(probe, counted));
   }
 
   /** The attempt ended without a verdict (aborted, or stopped by another policy before sending). */
@@ -153,7 +146,14 @@ const ADMIT: Admission = Object.freeze({ allowed: true, probe: false, store: "lo
 const NO_WAIT = Object.freeze({ waitMs: 0 });
 
 function toAdmission(d: BreakerDecision): Admission {
-  return d.allowed ? d : { allowed: false, retryAt: d.retryAtMs, store: d.store };
+  if (d.allowed) return d;
+  const rejected: Admission = { allowed: false, retryAt: d.retryAtMs, store: d.store };
+  return d.transition === undefined ? rejected : { ...rejected, transition: d.transition };
+}
+
+/** A shared store's outcome result, never rejecting into the caller. */
+function settled(v: BreakerTransition | undefined | Promise<BreakerTransition | undefined>): MaybePromise<BreakerTransition | undefined> {
+  return isThenable(v) ? v.catch(() => undefined) : v;
 }
 
 function isThenable<T>(v: T | PromiseLike<T>): v is Promise<T> {

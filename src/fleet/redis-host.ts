@@ -1,4 +1,3 @@
-import type { StoreKind } from "../policy/store.js";
 import type { LuaScript } from "./redis-scripts.js";
 
 /** What a Redis cell needs from its store (kept apart so the cells do not import the store). */
@@ -22,8 +21,6 @@ export interface RedisHost {
   schedule(cell: { flush(): void }, soon: boolean): void;
   /** Registers a bucket cell holding a lease, so that an unused lease goes back after leaseTtlMs. */
   leasing(cell: { expireLease(now: number): boolean }): void;
-  /** Runs `fn` with transitions reported as decided by `kind` (see RedisStore.kind). */
-  reportAs(kind: StoreKind, fn: () => void): void;
   key(key: string, suffix: string): string;
   newToken(): string;
 }

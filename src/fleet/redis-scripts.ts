@@ -55,7 +55,7 @@ local c = tonumber(h[5]) or 0
 
 /**
  * acquire. KEYS: b, p. ARGV: key, channel, cooldownMs, K, probeTtlMs, token, ttlMs.
- * Returns {now, allowed, probe, s, ou, g, c}.
+ * Returns {now, allowed, probe, s, ou, g, c, moved}; moved = 1 when this run moved open → half_open.
  */
 export const BREAKER_ACQUIRE = script(
   "breaker_acquire",
@@ -65,10 +65,12 @@ local now = now_ms()
 local key, chan = ARGV[1], ARGV[2]
 local cooldown, K, probeTtl, token, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 ${READ_BREAKER}
-if s == 'closed' then return {now, 1, 0, s, ou, g, c} end
+if s == 'closed' then return {now, 1, 0, s, ou, g, c, 0} end
+local moved = 0
 if s == 'open' then
-  if now < ou then return {now, 0, 0, s, ou, g, c} end
+  if now < ou then return {now, 0, 0, s, ou, g, c, 0} end
   s = 'half_open'
+  moved = 1
   ps = 0
   g = math.max(g + 1, now)
   redis.call('HSET', KEYS[1], 's', s, 'g', g, 'ps', 0)
@@ -80,9 +82,9 @@ local inflight = redis.call('ZCARD', KEYS[2])
 if inflight + ps < K then
   redis.call('ZADD', KEYS[2], now + probeTtl, token)
   redis.call('PEXPIRE', KEYS[2], probeTtl + 1000)
-  return {now, 1, 1, s, ou, g, c}
+  return {now, 1, 1, s, ou, g, c, moved}
 end
-return {now, 0, 0, s, ou, g, c}
+return {now, 0, 0, s, ou, g, c, moved}
 `,
 );
 
@@ -100,7 +102,7 @@ return {now, 0, 0, s, ou, g, c}
  * batching cannot hide other processes' failures that came after it.
  * The batch applies only if the breaker is still closed in the generation it was counted in:
  * outcomes of an earlier closed episode say nothing about the current one.
- * Returns {now, s, ou, g, c}.
+ * Returns {now, s, ou, g, c, from}; from = the state before, when this run made a transition ('' otherwise).
  */
 export const BREAKER_RECORD = script(
   "breaker_record",
@@ -114,6 +116,7 @@ local batchGen, lastSuccess, batchId = ARGV[11], tonumber(ARGV[12]), ARGV[13]
 local token, outcome, n = ARGV[14], ARGV[15], tonumber(ARGV[16])
 ${READ_BREAKER}
 local ls = tonumber(redis.call('HGET', KEYS[1], 'ls')) or 0
+local from = s
 local changed, freed, counted = false, false, false
 local function set_open()
   s = 'open'; ou = now + cooldown; ps = 0; c = 0; g = math.max(g + 1, now); changed = true
@@ -182,7 +185,8 @@ elseif counted then
 end
 if changed or counted then redis.call('PEXPIRE', KEYS[1], ttl) end
 if freed then redis.call('PUBLISH', chan, cjson.encode({k = key, s = s, ou = ou, g = g, f = 1})) end
-return {now, s, ou, g, c}
+if changed then return {now, s, ou, g, c, from} end
+return {now, s, ou, g, c, ''}
 `,
 );
 

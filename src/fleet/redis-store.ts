@@ -1,15 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Redis, RedisOptions } from "ioredis";
-import type {
-  BreakerCell,
-  BreakerSettings,
-  BreakerState,
-  BucketCell,
-  BucketSettings,
-  CellTransitionListener,
-  StateStore,
-  StoreKind,
-} from "../policy/store.js";
+import type { BreakerCell, BreakerSettings, BreakerState, BucketCell, BucketSettings, CellTransitionListener, StateStore } from "../policy/store.js";
 import { RedisBreakerCell } from "./redis-breaker-cell.js";
 import { RedisBucketCell } from "./redis-bucket-cell.js";
 import { type RedisCellConfig, type RedisHost, WeakSetOf } from "./redis-host.js";
@@ -150,7 +141,6 @@ export class RedisStore implements StateStore<"async">, RedisHost {
   private offsetRtt = Infinity;
   private offsetAt = 0;
   private _fleetSize = 1;
-  private reporting: StoreKind = "redis";
   private recovering = false;
   private seq = 0;
   private readonly id = `${process.pid.toString(36)}-${randomBytes(4).toString("hex")}`;
@@ -260,14 +250,8 @@ export class RedisStore implements StateStore<"async">, RedisHost {
     this.maintenanceTimer.unref();
   }
 
-  /**
-   * The contract's `llm_resilience.breaker.store` of what is deciding: "redis", except while a
-   * transition decided by a cell's local fallback is being reported ("local"). Policies read it at
-   * construction and in each transition report.
-   */
-  get kind(): StoreKind {
-    return this.reporting;
-  }
+  /** Decisions of a cell's local fallback say `store: "local"` themselves. */
+  readonly kind = "redis" as const;
 
   get status(): RedisStoreStatus {
     return this._status;
@@ -382,16 +366,6 @@ export class RedisStore implements StateStore<"async">, RedisHost {
     if (this.leaseTimer === undefined) {
       this.leaseTimer = setTimeout(() => this.expireLeases(), this.cfg.leaseTtlMs / 2);
       this.leaseTimer.unref();
-    }
-  }
-
-  reportAs(kind: StoreKind, fn: () => void): void {
-    const prev = this.reporting;
-    this.reporting = kind;
-    try {
-      fn();
-    } finally {
-      this.reporting = prev;
     }
   }
 
@@ -585,6 +559,7 @@ export class RedisStore implements StateStore<"async">, RedisHost {
       this.lastError = undefined;
       const now = Date.now();
       for (const b of this.buckets) b.reconcile(now);
+      for (const c of this.allBreakers()) c.resume();
       for (const w of this.readyWaiters.splice(0)) w();
       if (wasDegraded) {
         this.stats.recoveries++;

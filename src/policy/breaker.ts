@@ -1,9 +1,19 @@
 import { type Clock, systemClock } from "./clock.js";
 import { localStore } from "./local-store.js";
 import { KeyedRegistry } from "./registry.js";
-import type { BreakerCell, BreakerDecision, BreakerSettings, BreakerState, StateStore, StoreKind, StoreMode, StoreResult } from "./store.js";
+import type {
+  BreakerCell,
+  BreakerDecision,
+  BreakerSettings,
+  BreakerState,
+  BreakerTransition,
+  StateStore,
+  StoreKind,
+  StoreMode,
+  StoreResult,
+} from "./store.js";
 
-export type { BreakerDecision, BreakerState } from "./store.js";
+export type { BreakerDecision, BreakerState, BreakerTransition } from "./store.js";
 
 /** Reports each state change; `store` is the contract's `llm_resilience.breaker.store`. */
 export type BreakerTransitionListener = (from: BreakerState, to: BreakerState, key: string, store: StoreKind) => void;
@@ -93,11 +103,11 @@ export class CircuitBreaker<M extends StoreMode = "sync"> {
     this.store = store.kind;
     this.clock = options.clock ?? systemClock;
     const listener = options.onTransition;
-    this.cell = store.breaker(key, resolveBreakerSettings(options), (from, to) => {
+    this.cell = store.breaker(key, resolveBreakerSettings(options), (t) => {
       // Telemetry must never break the call path: a throwing listener is ignored.
       if (listener) {
         try {
-          listener(from, to, key, store.kind);
+          listener(t.from, t.to, key, t.store);
         } catch {
           /* ignored */
         }
@@ -114,18 +124,22 @@ export class CircuitBreaker<M extends StoreMode = "sync"> {
     return this.cell.acquire(this.clock.now());
   }
 
-  onSuccess(probe: boolean): StoreResult<M, void> {
+  /** Resolves with the transition this success caused (a probe closing the breaker), if any. */
+  onSuccess(probe: boolean): StoreResult<M, BreakerTransition | undefined> {
     return this.cell.record(this.clock.now(), "success", probe);
   }
 
-  /** `counted = false` for failures that say nothing about the service (see the class comment). */
-  onFailure(probe: boolean, counted = true): StoreResult<M, void> {
+  /**
+   * Resolves with the transition this failure caused (the breaker opening), if any. `counted = false`
+   * for failures that say nothing about the service (see the class comment).
+   */
+  onFailure(probe: boolean, counted = true): StoreResult<M, BreakerTransition | undefined> {
     return this.cell.record(this.clock.now(), counted ? "failure" : "neutral", probe);
   }
 
   /** The attempt ended without an outcome (caller aborted, deadline): frees a probe slot. */
-  onRelease(probe: boolean): StoreResult<M, void> {
-    if (!probe) return undefined as StoreResult<M, void>;
+  onRelease(probe: boolean): StoreResult<M, BreakerTransition | undefined> {
+    if (!probe) return undefined as StoreResult<M, undefined>;
     return this.cell.record(this.clock.now(), "neutral", true);
   }
 }

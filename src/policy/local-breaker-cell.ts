@@ -1,12 +1,34 @@
-import { SlidingWindow } from "./sliding-window.js";
-import type { BreakerCell, BreakerDecision, BreakerOutcome, BreakerSettings, BreakerState, CellTransitionListener } from "./store.js";
+import { admitted, probeSlotFree, probesBusy, rejectedOpen } from "./breaker-decisions.js";
+import { SlidingWindow, type WindowSnapshot } from "./sliding-window.js";
+import type {
+  BreakerCell,
+  BreakerDecision,
+  BreakerOutcome,
+  BreakerSettings,
+  BreakerState,
+  BreakerTransition,
+  CellTransitionListener,
+} from "./store.js";
 
-// Admissions are shared frozen objects: the closed-state hot path allocates nothing.
-const ALLOW: BreakerDecision = Object.freeze({ allowed: true, probe: false, store: "local" });
-const ALLOW_PROBE: BreakerDecision = Object.freeze({ allowed: true, probe: true, store: "local" });
+/** A breaker's whole state as plain JSON: what `toJSON()` gives and what a cell can start from. */
+export interface BreakerSnapshot {
+  readonly state: BreakerState;
+  /** End of the cooldown (epoch ms) while open. */
+  readonly openUntil: number;
+  /** Counted failures in a row (closed). */
+  readonly consecutive: number;
+  readonly probesInFlight: number;
+  /** Probe successes of this half-open episode. */
+  readonly probeSuccesses: number;
+  /** The failure-ratio window, when the ratio is on. */
+  readonly window?: WindowSnapshot;
+}
+
+export const CLOSED_BREAKER: BreakerSnapshot = Object.freeze({ state: "closed", openUntil: 0, consecutive: 0, probesInFlight: 0, probeSuccesses: 0 });
 
 /**
- * The breaker state machine for one key, in process memory.
+ * The breaker state machine for one key, in process memory. It serves the local store and the Redis
+ * store's fallback alike (which starts it from the last state it knew of the fleet).
  *
  * - closed: every call is allowed; counted failures open it (consecutive count, or failure ratio
  *   over the sliding window once `minimumCalls` calls are in it).
@@ -20,38 +42,42 @@ const ALLOW_PROBE: BreakerDecision = Object.freeze({ allowed: true, probe: true,
  * episode still occupies a slot and K is never exceeded.
  */
 export class LocalBreakerCell implements BreakerCell<"sync"> {
-  state: BreakerState = "closed";
-  private openUntil = 0;
-  private consecutive = 0;
-  private probesInFlight = 0;
-  private probeSuccesses = 0;
+  state: BreakerState;
+  private openUntil: number;
+  private consecutive: number;
+  private probesInFlight: number;
+  private probeSuccesses: number;
   private readonly window: SlidingWindow | undefined;
 
   constructor(
     private readonly s: BreakerSettings,
     private readonly onTransition: CellTransitionListener,
+    initial: BreakerSnapshot = CLOSED_BREAKER,
   ) {
-    this.window = s.failureRatio === undefined ? undefined : new SlidingWindow(s.windowMs, s.windowBuckets);
+    this.state = initial.state;
+    this.openUntil = initial.openUntil;
+    this.consecutive = initial.consecutive;
+    this.probesInFlight = initial.probesInFlight;
+    this.probeSuccesses = initial.probeSuccesses;
+    this.window = s.failureRatio === undefined ? undefined : new SlidingWindow(s.windowMs, s.windowBuckets, initial.window);
   }
 
   acquire(now: number): BreakerDecision {
-    if (this.state === "closed") return ALLOW;
+    if (this.state === "closed") return admitted("local", false);
+    let transition: BreakerTransition | undefined;
     if (this.state === "open") {
-      if (now < this.openUntil) {
-        return { allowed: false, retryAtMs: this.openUntil, state: "open", store: "local" };
-      }
+      if (now < this.openUntil) return rejectedOpen(this.openUntil, "local");
       this.probeSuccesses = 0;
-      this.transition("half_open");
+      transition = this.transition("half_open");
     }
-    if (this.probesInFlight + this.probeSuccesses < this.s.halfOpenProbes) {
+    if (probeSlotFree(this.probesInFlight, this.probeSuccesses, this.s.halfOpenProbes)) {
       this.probesInFlight++;
-      return ALLOW_PROBE;
+      return admitted("local", true, transition);
     }
-    // Probes busy: nobody knows when they finish; if they fail, the next chance is a cooldown away.
-    return { allowed: false, retryAtMs: now + this.s.cooldownMs, state: "half_open", store: "local" };
+    return probesBusy(now, this.s.cooldownMs, "local", transition);
   }
 
-  record(now: number, outcome: BreakerOutcome, probe: boolean): void {
+  record(now: number, outcome: BreakerOutcome, probe: boolean): BreakerTransition | undefined {
     if (probe && this.probesInFlight > 0) this.probesInFlight--;
     if (this.state === "closed") {
       if (outcome === "success") {
@@ -60,15 +86,27 @@ export class LocalBreakerCell implements BreakerCell<"sync"> {
       } else if (outcome === "failure") {
         this.consecutive++;
         this.window?.add(now, true);
-        if (this.consecutive >= this.s.consecutiveFailures || this.ratioTripped(now)) this.open(now);
+        if (this.consecutive >= this.s.consecutiveFailures || this.ratioTripped(now)) return this.open(now);
       }
     } else if (this.state === "half_open" && probe) {
       if (outcome === "success") {
-        if (++this.probeSuccesses >= this.s.halfOpenProbes) this.close();
+        if (++this.probeSuccesses >= this.s.halfOpenProbes) return this.close();
       } else if (outcome === "failure") {
-        this.open(now);
+        return this.open(now);
       }
     }
+    return undefined;
+  }
+
+  toJSON(): BreakerSnapshot {
+    const snapshot = {
+      state: this.state,
+      openUntil: this.openUntil,
+      consecutive: this.consecutive,
+      probesInFlight: this.probesInFlight,
+      probeSuccesses: this.probeSuccesses,
+    };
+    return this.window === undefined ? snapshot : { ...snapshot, window: this.window.toJSON() };
   }
 
   private ratioTripped(now: number): boolean {
@@ -77,23 +115,24 @@ export class LocalBreakerCell implements BreakerCell<"sync"> {
     return calls >= this.s.minimumCalls && failures >= this.s.failureRatio! * calls;
   }
 
-  private open(now: number): void {
+  private open(now: number): BreakerTransition {
     this.openUntil = now + this.s.cooldownMs;
     this.probeSuccesses = 0;
-    this.transition("open");
+    return this.transition("open");
   }
 
   /** A fresh start: failures from before the outage must not re-trip the recovered breaker. */
-  private close(): void {
+  private close(): BreakerTransition {
     this.consecutive = 0;
     this.probeSuccesses = 0;
     this.window?.reset();
-    this.transition("closed");
+    return this.transition("closed");
   }
 
-  private transition(to: BreakerState): void {
-    const from = this.state;
+  private transition(to: BreakerState): BreakerTransition {
+    const t: BreakerTransition = { from: this.state, to, store: "local" };
     this.state = to;
-    this.onTransition(from, to);
+    this.onTransition(t);
+    return t;
   }
 }

@@ -1,3 +1,6 @@
+/** The window's live buckets as `[epoch, calls, failures]` (epoch = floor(time / bucketMs)): plain JSON. */
+export type WindowSnapshot = ReadonlyArray<readonly [number, number, number]>;
+
 /** Totals over the window. */
 export interface WindowTotals {
   calls: number;
@@ -18,16 +21,28 @@ export class SlidingWindow {
   constructor(
     windowMs: number,
     private readonly buckets: number,
+    initial: WindowSnapshot = [],
   ) {
     this.bucketMs = windowMs / buckets;
     this.epochs = new Float64Array(buckets).fill(-Infinity);
     this.calls = new Float64Array(buckets);
     this.failures = new Float64Array(buckets);
+    for (const [epoch, calls, failures] of initial) {
+      const slot = this.slot(epoch);
+      if (this.epochs[slot]! > epoch) continue;
+      this.epochs[slot] = epoch;
+      this.calls[slot] = calls;
+      this.failures[slot] = failures;
+    }
+  }
+
+  private slot(epoch: number): number {
+    return ((epoch % this.buckets) + this.buckets) % this.buckets;
   }
 
   add(now: number, failed: boolean): void {
     const epoch = Math.floor(now / this.bucketMs);
-    const slot = ((epoch % this.buckets) + this.buckets) % this.buckets;
+    const slot = this.slot(epoch);
     if (this.epochs[slot] !== epoch) {
       this.epochs[slot] = epoch;
       this.calls[slot] = 0;
@@ -53,5 +68,13 @@ export class SlidingWindow {
 
   reset(): void {
     this.epochs.fill(-Infinity);
+  }
+
+  toJSON(): WindowSnapshot {
+    const out: Array<[number, number, number]> = [];
+    for (let i = 0; i < this.buckets; i++) {
+      if (this.epochs[i] !== -Infinity) out.push([this.epochs[i]!, this.calls[i]!, this.failures[i]!]);
+    }
+    return out;
   }
 }

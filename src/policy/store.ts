@@ -1,7 +1,8 @@
 /**
  * The state-store seam. The breaker, the retry budget and the rate limiter keep their state in
- * "cells" handed out by a `StateStore`, so that a Redis store can later share that state across a
- * fleet. The default `LocalStore` keeps it in process memory and is fully synchronous.
+ * "cells" handed out by a `StateStore`, so that a shared store (fleet/, Redis) can share that state
+ * across a fleet. The default `LocalStore` (local-store.ts) keeps it in process memory and is fully
+ * synchronous.
  *
  * Calling convention (read this before using a policy):
  * - Every cell method returns `StoreResult<M, T>`: plain `T` for a sync store (`LocalStore`, M =
@@ -33,14 +34,26 @@ export type StoreResult<M extends StoreMode, T> = M extends "sync" ? T : T | Pro
 
 export type BreakerState = "closed" | "open" | "half_open";
 
+/** A state change, and which store decided it. */
+export interface BreakerTransition {
+  readonly from: BreakerState;
+  readonly to: BreakerState;
+  readonly store: StoreKind;
+}
+
+/**
+ * An admission. `transition` is present when this acquire itself changed the state (open → half_open
+ * once the cooldown is over): the caller records it on the call that caused it.
+ */
 export type BreakerDecision =
-  | { readonly allowed: true; readonly probe: boolean; readonly store: StoreKind }
+  | { readonly allowed: true; readonly probe: boolean; readonly store: StoreKind; readonly transition?: BreakerTransition }
   | {
       readonly allowed: false;
       /** Epoch ms worth trying again: the end of the cooldown (open) or a conservative hint (half_open, probes busy). */
       readonly retryAtMs: number;
       readonly state: "open" | "half_open";
       readonly store: StoreKind;
+      readonly transition?: BreakerTransition;
     };
 
 /** `neutral`: the attempt ended without a verdict on the service's health (uncounted failure, abort). */
@@ -57,15 +70,20 @@ export interface BreakerSettings {
   readonly halfOpenProbes: number;
 }
 
-/** Called by a cell for each transition this process caused (or, for a remote cell, observed). */
-export type CellTransitionListener = (from: BreakerState, to: BreakerState) => void;
+/**
+ * Called by a cell for every transition it sees: the ones this process caused and, for a shared
+ * store, the ones it learnt from the fleet (for metrics and logs; the caused ones also come back
+ * to their caller in the decision or the outcome's result).
+ */
+export type CellTransitionListener = (transition: BreakerTransition) => void;
 
 /** One breaker key's state. Contract: every allowed `acquire` is followed by exactly one `record`. */
 export interface BreakerCell<M extends StoreMode> {
   /** Last known state; synchronous for every store. open → half_open happens on the next acquire. */
   readonly state: BreakerState;
   acquire(now: number): StoreResult<M, BreakerDecision>;
-  record(now: number, outcome: BreakerOutcome, probe: boolean): StoreResult<M, void>;
+  /** Resolves with the transition this outcome caused, if any. */
+  record(now: number, outcome: BreakerOutcome, probe: boolean): StoreResult<M, BreakerTransition | undefined>;
 }
 
 export interface BucketSettings {
