@@ -5,6 +5,7 @@
 #   - test/compat/v/<alias>/node_modules/<real name>: a hard-linked copy of each alias under the SDK's
 #     real package name, so `require("openai")` from test/compat/v/<alias>/ loads that version by its
 #     real name (the path the require hook of llm-resilience/register instruments).
+#   - test/compat/ai-sdk/<set>/: each AI SDK set (`ai` + its providers) installed under the real names.
 # Never touches the repository root's node_modules or package.json.
 #
 # Idempotent: skips `npm ci` when test/compat/node_modules already matches the committed lockfile
@@ -58,5 +59,17 @@ if [ ! -f "$COMPAT/v/.stamp" ] || [ "$(cat "$COMPAT/v/.stamp")" != "$stamp" ]; t
   done
   echo "$stamp" >"$COMPAT/v/.stamp"
 fi
+
+# The AI SDK's sets (test/compat/ai-sdk/<set>/, used by test/ai-sdk-compat.test.ts): `ai` and its
+# providers depend on each other by name, so each set is its own install under the real names.
+for dir in "$COMPAT"/ai-sdk/*/; do
+  dir="${dir%/}"
+  set_stamp="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  if [ "$FORCE" = 1 ] || [ ! -f "$dir/node_modules/.compat-stamp" ] || [ "$(cat "$dir/node_modules/.compat-stamp")" != "$set_stamp" ]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    echo "$set_stamp" >"$dir/node_modules/.compat-stamp"
+    echo "compat-install: installed $(basename "$dir")"
+  fi
+done
 
 echo "compat-install: ok ($(du -sh "$COMPAT/node_modules" | cut -f1) in test/compat/node_modules)"
