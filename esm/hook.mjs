@@ -5,8 +5,9 @@
 // through untouched.
 // The appended lines hand the module's own namespace to the main thread's runtime.
 const ENTRIES = [
-  [/\/node_modules\/openai\/index\.mjs$/, "openai"],
-  [/\/node_modules\/@anthropic-ai\/sdk\/index\.mjs$/, "@anthropic-ai/sdk"],
+  // The client module too: the Bedrock and Vertex SDKs load `@anthropic-ai/sdk/client` without the main entry.
+  [/\/node_modules\/openai\/(?:index|client)\.mjs$/, "openai"],
+  [/\/node_modules\/@anthropic-ai\/sdk\/(?:index|client)\.mjs$/, "@anthropic-ai/sdk"],
   [/\/node_modules\/@ai-sdk\/openai\/dist\/index\.m?js$/, "@ai-sdk/openai"],
   [/\/node_modules\/@ai-sdk\/anthropic\/dist\/index\.m?js$/, "@ai-sdk/anthropic"],
   [/\/node_modules\/@ai-sdk\/azure\/dist\/index\.m?js$/, "@ai-sdk/azure"],

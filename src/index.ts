@@ -4,6 +4,7 @@ import { type ClientOverrides, resolveOptions, type UserOptions, validateUserOpt
 import { createRedisStore, type RedisStore, type RedisStoreOptions } from "./fleet/redis-store.js";
 import { installAiSdkRequireHook, instrumentAiSdkEsmBuilds, uninstallAiSdkRequireHook } from "./instrumentation/ai-sdk.js";
 import { installEsmHook, installRequireHook, instrumentEsmBuilds, uninstallRequireHook } from "./instrumentation/hooks.js";
+import { watchSdkRequests } from "./instrumentation/request-watch.js";
 import { instrumentClientObject } from "./instrumentation/sdks.js";
 import { localStore } from "./policy/local-store.js";
 import { getRuntime, type Runtime, setRuntime } from "./runtime.js";
@@ -39,6 +40,7 @@ export function register(options: UserOptions = {}): void {
       installRequireHook(); // all idempotent: a runtime registered disabled gets its hooks now
       installAiSdkRequireHook();
       installEsmHook();
+      watchSdkRequests();
     }
     return;
   }
@@ -62,6 +64,7 @@ export function register(options: UserOptions = {}): void {
   installRequireHook();
   installAiSdkRequireHook();
   installEsmHook();
+  watchSdkRequests();
   // Give the application's own OpenTelemetry set-up, if any, the rest of this tick to register.
   setImmediate(() => rt.beforeFirstCall?.()).unref();
 }

@@ -1,20 +1,32 @@
-import { existsSync, readFileSync } from "node:fs";
-import { createRequire, register as registerModuleHooks } from "node:module";
+import { existsSync } from "node:fs";
+import { register as registerModuleHooks } from "node:module";
 import { dirname, join, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Hook as RequireHook } from "require-in-the-middle";
 import { reportOnce } from "../telemetry/logger.js";
 import { type AiSdkPackage, instrumentAiSdkModule, isAiSdkPackage } from "./ai-sdk.js";
+import { copiesNear, esmClientFile } from "./copies.js";
 import { instrumentSdk, isSupported, readVersion, SDK_PACKAGES, type SdkPackage } from "./sdks.js";
 
 let requireHook: RequireHook | undefined;
 
+/**
+ * The modules that define a client class: each SDK's main entry and its `/client` module (openai >= 5,
+ * @anthropic-ai/sdk >= 0.50), which the Bedrock and Vertex SDKs load without the main entry.
+ */
+const CLIENT_MODULES = SDK_PACKAGES.flatMap((pkg) => [pkg, `${pkg}/client`]);
+
+function sdkOfModule(name: string): SdkPackage | undefined {
+  return SDK_PACKAGES.find((pkg) => name === pkg || name === `${pkg}/client`);
+}
+
 /** CommonJS: instruments each SDK build when it is first required, and those already required. */
 export function installRequireHook(): void {
   if (requireHook) return;
-  requireHook = new RequireHook([...SDK_PACKAGES], { internals: false }, (exports, name, baseDir) => {
+  requireHook = new RequireHook(CLIENT_MODULES, { internals: false }, (exports, name, baseDir) => {
+    const pkg = sdkOfModule(name);
     try {
-      instrumentSdk(name as SdkPackage, exports, readVersion(baseDir));
+      if (pkg) instrumentSdk(pkg, exports, readVersion(baseDir));
     } catch (err) {
       reportOnce(`could not instrument ${name}`, err);
     }
@@ -61,9 +73,9 @@ export function uninstallRequireHook(): void {
 
 function instrumentAlreadyRequired(): void {
   for (const pkg of SDK_PACKAGES) {
-    const suffix = `${sep}node_modules${sep}${pkg.split("/").join(sep)}${sep}index.js`;
+    const dir = `${sep}node_modules${sep}${pkg.split("/").join(sep)}${sep}`;
     for (const [file, mod] of Object.entries(require.cache)) {
-      if (mod?.loaded && file.endsWith(suffix)) {
+      if (mod?.loaded && (file.endsWith(`${dir}index.js`) || file.endsWith(`${dir}client.js`))) {
         try {
           instrumentSdk(pkg, mod.exports, readVersion(dirname(file)));
         } catch (err) {
@@ -74,92 +86,36 @@ function instrumentAlreadyRequired(): void {
   }
 }
 
-/** Where the application resolves packages from: its entry script, else the working directory. */
-function appRequire(): NodeJS.Require {
+/** The application's folder: its entry script's, else the working directory. */
+function appDir(): string {
   const main = process.argv[1];
-  const base = main && existsSync(main) ? main : join(process.cwd(), "noop.js");
-  return createRequire(base);
-}
-
-function readJson(file: string): any {
-  try {
-    return JSON.parse(readFileSync(file, "utf8"));
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The root folder of `pkg` as the application resolves it. Neither SDK exports "./package.json", so
- * `require.resolve("openai/package.json")` throws: resolve the main entry and walk up to the
- * package.json that carries the package's name.
- */
-function packageRoot(req: NodeJS.Require, pkg: string): string | undefined {
-  let file: string;
-  try {
-    file = req.resolve(pkg);
-  } catch {
-    return undefined; // not installed
-  }
-  for (let dir = dirname(file); ; dir = dirname(dir)) {
-    if (readJson(join(dir, "package.json"))?.name === pkg) return dir;
-    if (dirname(dir) === dir) return undefined;
-  }
-}
-
-/** The file `import "<pkg>"` loads: the "." export under the import/node/default conditions. */
-function esmEntryOf(root: string): string | undefined {
-  const manifest = readJson(join(root, "package.json"));
-  const pick = (target: unknown): string | undefined => {
-    if (typeof target === "string") return target;
-    if (Array.isArray(target)) {
-      for (const t of target) {
-        const found = pick(t);
-        if (found) return found;
-      }
-      return undefined;
-    }
-    if (target && typeof target === "object") {
-      for (const [cond, value] of Object.entries(target)) {
-        if (cond === "import" || cond === "node" || cond === "default" || cond === "module-sync") {
-          const found = pick(value);
-          if (found) return found;
-        }
-      }
-    }
-    return undefined;
-  };
-  const exp = manifest?.exports;
-  const dot = exp && typeof exp === "object" && !Array.isArray(exp) && "." in exp ? exp["."] : exp;
-  const rel = pick(dot) ?? (typeof manifest?.module === "string" ? manifest.module : undefined) ?? "index.mjs";
-  if (!/\.mjs$/.test(rel)) return undefined; // no separate ESM build: the CommonJS hook covers it
-  const entry = join(root, rel);
-  return existsSync(entry) ? entry : undefined;
+  return main && existsSync(main) ? dirname(main) : process.cwd();
 }
 
 /**
  * ESM: the app's static imports are linked before our register module runs, so a loader hook would
- * come too late for them. Importing the SDKs' ESM builds here evaluates the very module instances the
- * app linked (same URL), whose class prototypes we then patch before any app code runs.
+ * come too late for them. Importing a copy's client module here evaluates the very module instance
+ * the app linked (same URL, already loaded: nothing new is read or compiled), whose class prototypes
+ * we then patch before any app code runs. The copies: those the app resolves by name, and those its
+ * direct dependencies resolve (a wrapper's nested copy, pnpm's store). Copies reached no other way
+ * are noticed at their first request (request-watch.ts).
  */
 export async function instrumentEsmBuilds(): Promise<void> {
-  const req = appRequire();
-  for (const pkg of SDK_PACKAGES) {
-    const baseDir = packageRoot(req, pkg);
-    if (!baseDir) continue; // not installed
-    const entry = esmEntryOf(baseDir);
-    if (!entry) {
+  for (const { pkg, root } of copiesNear(appDir(), SDK_PACKAGES)) {
+    const pkgName = pkg as SdkPackage;
+    const file = esmClientFile(root);
+    if (!file) {
       // A CommonJS-only build (openai 3.x) imported from an ES module never passes through require(),
       // so the require hook never sees it: still give an unsupported version its one warning.
-      const version = readVersion(baseDir);
-      if (!isSupported(pkg, version)) instrumentSdk(pkg, undefined, version);
+      const version = readVersion(root);
+      if (!isSupported(pkgName, version)) instrumentSdk(pkgName, undefined, version);
       continue;
     }
     try {
-      const ns = await import(pathToFileURL(entry).href);
-      instrumentSdk(pkg, ns, readVersion(baseDir));
+      const ns = await import(pathToFileURL(file).href);
+      instrumentSdk(pkgName, ns, readVersion(root));
     } catch (err) {
-      reportOnce(`could not instrument the ESM build of ${pkg}`, err);
+      reportOnce(`could not instrument the ESM build of ${pkg} at ${root}`, err);
     }
   }
 }

@@ -6,6 +6,7 @@ import { reportOnce } from "../telemetry/logger.js";
 import { silenceClientTracing } from "./anthropic-tracing.js";
 import { ownerOf } from "./owner-of.js";
 import { ownResponse } from "./patch-response.js";
+import { markSent } from "./sent-by-patched.js";
 
 const PATCHED = Symbol.for("llm-resilience.patched");
 
@@ -73,8 +74,8 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
   const makeRequest = async function (this: any, optionsInput: unknown, ...rest: unknown[]) {
     const options: any = await optionsInput;
     const ic: InstrumentedCall | undefined = options?.[kCall];
-    if (!ic) return originalMakeRequest.call(this, options, ...rest);
-    const props = await ic.run(options, (inner) => originalMakeRequest.call(this, inner, null, undefined));
+    if (!ic) return originalMakeRequest.call(this, markSent(options), ...rest);
+    const props = await ic.run(options, (inner) => originalMakeRequest.call(this, markSent(inner), null, undefined));
     ownResponse(props.response, ic.responseBody);
     return props;
   };
@@ -92,15 +93,3 @@ function define(target: any, name: string, fn: (...args: any[]) => unknown, orig
   Object.defineProperty(target, name, { value: fn, writable: true, configurable: true, enumerable: false });
 }
 
-/** Restores the originals (used by tests and `shutdown({ unpatch: true })`). */
-export function unpatchClientClass(ClientClass: any): void {
-  const proto = ClientClass?.prototype;
-  for (const name of ["post", "makeRequest"]) {
-    const owner = ownerOf(proto, name);
-    const original = owner?.[name]?.__original;
-    if (original) {
-      Object.defineProperty(owner, name, { value: original, writable: true, configurable: true, enumerable: false });
-      delete owner[PATCHED];
-    }
-  }
-}

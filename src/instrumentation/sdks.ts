@@ -5,6 +5,7 @@ import { anthropicAdapter } from "../providers/anthropic.js";
 import { openaiAdapter } from "../providers/openai.js";
 import { log } from "../telemetry/logger.js";
 import { silenceAnthropicTracing, silenceClientTracing } from "./anthropic-tracing.js";
+import { ownerOf } from "./owner-of.js";
 import { patchClientClass } from "./patch-client.js";
 
 export const SDK_PACKAGES = ["openai", "@anthropic-ai/sdk"] as const;
@@ -42,7 +43,7 @@ function warnOnce(key: string, message: string, extra: Record<string, unknown>):
   log().warn(extra, message);
 }
 
-function warnUnsupported(pkg: SdkPackage, version: string | undefined): void {
+export function warnUnsupported(pkg: SdkPackage, version: string | undefined): void {
   warnOnce(
     `version:${pkg}@${version}`,
     `llm-resilience: ${pkg}@${version ?? "unknown"} is outside the supported range ${SUPPORTED[pkg].range}; its calls pass through untouched`,
@@ -63,6 +64,28 @@ function clientVersion(client: any): string | undefined {
   }
 }
 
+/**
+ * Which SDK a client object belongs to. By its User-Agent first: class names are not reliable once a
+ * bundler renames them (esbuild turns a second `Anthropic` into `Anthropic2`).
+ */
+function sdkOfClient(client: any): SdkPackage | undefined {
+  try {
+    const ua = typeof client?.getUserAgent === "function" ? client.getUserAgent() : undefined;
+    if (typeof ua === "string" && /^(Azure)?OpenAI\d*\//.test(ua)) return "openai";
+    if (typeof ua === "string" && /^Anthropic\w*\//.test(ua)) return "@anthropic-ai/sdk";
+  } catch {
+    // fall back to the class names
+  }
+  for (let p = Object.getPrototypeOf(client); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    const name = p.constructor?.name;
+    if (typeof name !== "string") continue;
+    if (/^OpenAI\d*$/.test(name)) return "openai";
+    // "Anthropic": the older 0.x builds (0.30.0 checked) have no BaseAnthropic (Anthropic extends Core.APIClient).
+    if (/^(Base)?Anthropic\d*$/.test(name)) return "@anthropic-ai/sdk";
+  }
+  return undefined;
+}
+
 /** `instrument(client)` on a client of a version outside the supported range: warn, leave it alone. */
 function unsupportedClient(pkg: SdkPackage, client: any): boolean {
   const version = clientVersion(client);
@@ -73,7 +96,8 @@ function unsupportedClient(pkg: SdkPackage, client: any): boolean {
 
 function kitFor(pkg: SdkPackage, sdkExports: any): SdkKit {
   const adapter = pkg === "openai" ? openaiAdapter : anthropicAdapter;
-  const AbortErr = sdkExports?.APIUserAbortError ?? sdkExports?.default?.APIUserAbortError;
+  // A client module (`<pkg>/client`, what Bedrock and Vertex load) exports no errors: the class carries them.
+  const AbortErr = sdkExports?.APIUserAbortError ?? sdkExports?.default?.APIUserAbortError ?? clientClassOf(pkg, sdkExports)?.APIUserAbortError;
   return {
     adapter,
     abortError: () => (typeof AbortErr === "function" ? new AbortErr() : Object.assign(new Error("Request was aborted."), { name: "AbortError" })),
@@ -129,24 +153,19 @@ function rebindResources(client: any, node: any = client, seen = new Set<object>
 
 /** Instruments the class of a client object directly (`instrument(client)`). */
 export function instrumentClientObject(client: any): boolean {
-  for (let p = Object.getPrototypeOf(client); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
-    const name = p.constructor?.name;
-    if (name === "OpenAI") {
-      if (unsupportedClient("openai", client)) return false;
-      const ok = patchClientClass(p.constructor, kitFor("openai", p.constructor)) !== "unsupported";
-      if (ok) rebindResources(client);
-      return ok;
+  const pkg = sdkOfClient(client);
+  // The class that owns `post` is the one to patch: OpenAI, BaseAnthropic, or 0.x's APIClient.
+  const owner = ownerOf(Object.getPrototypeOf(client), "post");
+  const ClientClass = owner?.constructor;
+  if (pkg && typeof ClientClass === "function") {
+    if (unsupportedClient(pkg, client)) return false;
+    const ok = patchClientClass(ClientClass, kitFor(pkg, client.constructor)) !== "unsupported";
+    if (ok && pkg === "openai") rebindResources(client);
+    if (ok && pkg === "@anthropic-ai/sdk") {
+      silenceAnthropicTracing(ClientClass);
+      silenceClientTracing(client);
     }
-    // "Anthropic": the older 0.x builds (0.30.0 checked) have no BaseAnthropic (Anthropic extends Core.APIClient).
-    if (name === "BaseAnthropic" || name === "Anthropic") {
-      if (unsupportedClient("@anthropic-ai/sdk", client)) return false;
-      const ok = patchClientClass(p.constructor, kitFor("@anthropic-ai/sdk", p.constructor)) !== "unsupported";
-      if (ok) {
-        silenceAnthropicTracing(p.constructor);
-        silenceClientTracing(client);
-      }
-      return ok;
-    }
+    return ok;
   }
   warnOnce(
     "instrument:unknown",

@@ -58,7 +58,12 @@ export const anthropicAdapter: ProviderAdapter = {
     "anthropic-ratelimit-output-tokens-remaining",
   ],
 
-  provider() {
+  provider(client) {
+    // AnthropicBedrock and AnthropicVertex extend the Anthropic base client and name their platform.
+    const c = client as { _genAIProviderName?: unknown; constructor?: { name?: string } };
+    if (c._genAIProviderName === "aws.bedrock" || c._genAIProviderName === "gcp.vertex_ai") return c._genAIProviderName;
+    if (c.constructor?.name === "AnthropicBedrock") return "aws.bedrock";
+    if (c.constructor?.name === "AnthropicVertex") return "gcp.vertex_ai";
     return "anthropic";
   },
 

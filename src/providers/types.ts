@@ -1,6 +1,6 @@
 import type { Attributes } from "@opentelemetry/api";
 
-export type ProviderName = "openai" | "anthropic" | "azure.ai.openai";
+export type ProviderName = "openai" | "anthropic" | "azure.ai.openai" | "aws.bedrock" | "gcp.vertex_ai";
 
 export interface Operation {
   /** `gen_ai.operation.name` */
