@@ -11,6 +11,7 @@
 #   scripts/stack.sh down    stop it
 #   scripts/stack.sh run     start it in the foreground; Ctrl-C (or SIGTERM) stops all three
 #   scripts/stack.sh check   exit 0 when both programs are built, else say how to build them
+#   scripts/stack.sh env     print the stack's addresses as KEY=value lines (for scripts)
 #
 # Environment (defaults are compose's published ports, so the README's addresses hold for both):
 #   STACK_HOST=127.0.0.1  STACK_OTLP_GRPC_PORT=4317  STACK_OTLP_HTTP_PORT=4318
@@ -120,6 +121,16 @@ addresses() {
 EOF
 }
 
+print_env() {
+  cat <<EOF
+JAEGER_URL=http://$CONNECT_HOST:$JAEGER_PORT
+PROMETHEUS_URL=http://$CONNECT_HOST:$PROMETHEUS_PORT
+OTLP_HTTP_URL=http://$CONNECT_HOST:$OTLP_HTTP_PORT
+OTLP_GRPC_ADDRESS=$CONNECT_HOST:$OTLP_GRPC_PORT
+RUN_DIR=$RUN_DIR
+EOF
+}
+
 # Prometheus gets a directory of its own: the config and rules (links to the repository's files, so
 # alerts.yml resolves next to prometheus.yml as in the container) and the scrape targets for this host.
 prepare_prometheus() {
@@ -173,7 +184,10 @@ run_stack() {
   trap 'stop_children; exit 0' TERM INT HUP
   trap stop_children EXIT
 
-  JAEGER_OTLP_GRPC_ENDPOINT="$HOST:$JAEGER_OTLP_PORT" \
+  # Jaeger's throw-away Badger store lives in its TMPDIR; a killed run leaves it here, not in /tmp.
+  rm -rf "$RUN_DIR/jaeger-tmp" && mkdir -p "$RUN_DIR/jaeger-tmp"
+  TMPDIR="$RUN_DIR/jaeger-tmp" \
+    JAEGER_OTLP_GRPC_ENDPOINT="$HOST:$JAEGER_OTLP_PORT" \
     JAEGER_QUERY_HTTP_ENDPOINT="$HOST:$JAEGER_PORT" \
     JAEGER_QUERY_GRPC_ENDPOINT="$HOST:$JAEGER_GRPC_PORT" \
     spawn jaeger "$JAEGER_BIN" --config "$ROOT/deploy/jaeger/config.yaml"
@@ -263,6 +277,7 @@ down() {
 case "${1:-}" in
   build) mkdir -p "$CACHE" && build_otelcol && build_jaeger ;;
   check) check_built ;;
+  env) print_env ;;
   run) run_stack ;;
   up) up ;;
   down) down ;;
