@@ -10,12 +10,39 @@ import { localStore } from "./policy/local-store.js";
 import { getRuntime, type Runtime, setRuntime } from "./runtime.js";
 import { setStoreDegraded } from "./telemetry/instruments.js";
 import { log, setLogger } from "./telemetry/logger.js";
-import { flushProviders, shutdownSdk, startSdkIfNeeded } from "./telemetry/sdk.js";
+import { flushProviders, prepareSdk, shutdownSdk, startSdkIfNeeded } from "./telemetry/sdk.js";
 
-export type { BreakerOptions, ClientOverrides, LogLevel, RetryBudgetOptions, UserOptions as RegisterOptions } from "./config.js";
-export { BreakerOpenError, ConfigError, DeadlineExceededError } from "./errors.js";
+export { withPolicies } from "./call/policy-scope.js";
+export type {
+  BreakerOptions,
+  ClientOverrides,
+  LogLevel,
+  PolicyScope,
+  RetryBudgetOptions,
+  SpendLimitOptions,
+  UserOptions as RegisterOptions,
+} from "./config.js";
+export { BreakerOpenError, ConfigError, DeadlineExceededError, InvalidRequestError, SpendLimitError } from "./errors.js";
 export type { RedisStoreLogger, RedisStoreOptions, RedisStoreStatus } from "./fleet/redis-store.js";
 export { createRedisStore, RedisStore } from "./fleet/redis-store.js";
+export type {
+  BreakerProbeDecision,
+  BreakerRejectDecision,
+  BreakerStateName,
+  BreakerTransitionDecision,
+  Decision,
+  DecisionCall,
+  DecisionListener,
+  DecisionOf,
+  DecisionType,
+  FallbackDecision,
+  GiveUpDecision,
+  GiveUpReason,
+  RateLimitWaitDecision,
+  RetryDecision,
+  SpendRejectDecision,
+} from "./telemetry/decisions.js";
+export { onDecision } from "./telemetry/decisions.js";
 export { VERSION } from "./version.js";
 
 /** The fleet-wide store installed by register() (LLM_RESILIENCE_REDIS_URL / redisUrl / redisClient). */
@@ -65,7 +92,9 @@ export function register(options: UserOptions = {}): void {
   installAiSdkRequireHook();
   installEsmHook();
   watchSdkRequests();
-  // Give the application's own OpenTelemetry set-up, if any, the rest of this tick to register.
+  // Built now, so that no call pays for it; made global once the application's own OpenTelemetry
+  // set-up, if any, has had the rest of this tick to register (or at the first call, if sooner).
+  if (resolved.startSdk) prepareSdk();
   setImmediate(() => rt.beforeFirstCall?.()).unref();
 }
 

@@ -1,6 +1,7 @@
 import type { ResilienceOptions } from "../config.js";
 import { BreakerOpenError, DeadlineExceededError } from "../errors.js";
 import { backoffDelay } from "../policy/backoff.js";
+import { Deadline } from "../policy/deadline.js";
 import { parseRetryAfter } from "../policy/retry-after.js";
 import { sleep } from "../policy/sleep.js";
 import type { BreakerTransition } from "../policy/store.js";
@@ -9,6 +10,7 @@ import type { ProviderAdapter } from "../providers/types.js";
 import type { Attempt, CallRecorder } from "../telemetry/call-recorder.js";
 import { ATTR, EVENT } from "../telemetry/semconv.js";
 import type { KeyPolicies } from "./key-policies.js";
+import type { Preflight } from "./preflight.js";
 
 /** What the SDK's makeRequest resolves with; we only read the response. */
 export interface RequestProps {
@@ -30,6 +32,8 @@ export interface LoopInput {
   fallbacks: readonly string[];
   contextFallbacks: readonly string[];
   estimatedTokens: number;
+  /** Validation and the spend limit, before the first request to each model (absent when both are off). */
+  preflight?: Pick<Preflight, "admit">;
   policiesFor(model: string | undefined): KeyPolicies;
   /** Sends one attempt through the SDK with its own retries off. */
   send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps>;
@@ -44,7 +48,7 @@ export interface LoopResult {
   model: string | undefined;
   /** 0-based retry index of the successful attempt on its model, and the call's deadline. */
   retryIndex: number;
-  deadlineAt: number | undefined;
+  deadline: Deadline;
 }
 
 type Decision =
@@ -68,13 +72,13 @@ class GiveUp {
  */
 export async function runAttempts(input: LoopInput): Promise<LoopResult> {
   const { recorder, options } = input;
-  const deadlineAt = options.deadlineMs !== undefined ? Date.now() + options.deadlineMs : undefined;
+  const deadline = new Deadline(options.deadlineMs);
   const fallbacks = new FallbackCursor(input.fallbacks, input.contextFallbacks);
 
   let model = input.model;
   try {
     while (true) {
-      const outcome = await attemptsForModel(input, model, deadlineAt, fallbacks);
+      const outcome = await attemptsForModel(input, model, deadline, fallbacks);
       if ("props" in outcome) return outcome;
       const next = fallbacks.next(outcome.reason)!;
       recorder.fallback(model, next, outcome.reason);
@@ -102,6 +106,10 @@ class FallbackCursor {
     return this.unavailable < this.fallbacks.length;
   }
 
+  hasContextFallback(): boolean {
+    return this.overflow < this.contextFallbacks.length;
+  }
+
   next(reason: string): string | undefined {
     return reason === "context_length_exceeded" ? this.contextFallbacks[this.overflow++] : this.fallbacks[this.unavailable++];
   }
@@ -112,13 +120,24 @@ const NO_FALLBACKS = new FallbackCursor([], []);
 async function attemptsForModel(
   input: LoopInput,
   model: string | undefined,
-  deadlineAt: number | undefined,
+  deadline: Deadline,
   fallbacks: FallbackCursor,
   firstIndex = 0,
   firstRetryCost = 0,
 ): Promise<LoopResult | { reason: string; errorType: string; error: unknown }> {
   const { recorder, options } = input;
   const policies = input.policiesFor(model);
+  if (input.preflight && firstIndex === 0) {
+    const checked = input.preflight.admit(model, recorder);
+    const stop = isThenable(checked) ? await checked : checked;
+    if (stop?.kind === "context_overflow") {
+      // Known too long for this model: straight to the next context fallback, no round trip.
+      if (fallbacks.hasContextFallback()) return { reason: "context_length_exceeded", errorType: stop.error.errorType, error: stop.error };
+      throw new GiveUp("invalid_request", stop.error.errorType, stop.error);
+    }
+    if (stop) throw new GiveUp(stop.reason, stop.errorType, stop.error);
+  }
+  input.recorder.breakerKey = policies.key;
   let retryCost = firstRetryCost;
   for (let n = firstIndex; ; n++) {
     if (input.signal?.aborted) throw new GiveUp("aborted", "aborted", input.abortError());
@@ -138,17 +157,23 @@ async function attemptsForModel(
 
     let attempt: Attempt | undefined;
     try {
-      const reserved = policies.reserveRate(input.estimatedTokens);
+      const waitLimit = options.maxRateLimitWaitMs;
+      const reserved = policies.reserveRate(input.estimatedTokens, waitLimit === undefined ? deadline : withinWait(deadline, waitLimit));
       const wait = isThenable(reserved) ? await reserved : reserved;
+      // Not granted: the deadline (or the call's longest rate-limit wait) does not allow the wait, and nothing was reserved.
+      if (!wait.granted) throw new GiveUp("deadline", "timeout", new DeadlineExceededError(deadline.bounded ? options.deadlineMs! : waitLimit!));
       if (wait.waitMs > 0) {
-        if (deadlineAt !== undefined && Date.now() + wait.waitMs > deadlineAt) {
-          throw new GiveUp("deadline", "timeout", new DeadlineExceededError(options.deadlineMs!));
-        }
         recorder.event(EVENT.RATELIMIT_WAIT, { [ATTR.RATELIMIT_KIND]: wait.kind ?? "requests", [ATTR.RATELIMIT_WAIT_MS]: Math.round(wait.waitMs) });
-        await waitOrAbort(input, wait.waitMs);
+        try {
+          await waitOrAbort(input, wait.waitMs);
+        } catch (abortErr) {
+          // The caller gave up while waiting: the reservation goes back to the limiter.
+          policies.cancelRate(input.estimatedTokens);
+          throw abortErr;
+        }
       }
 
-      const timeoutMs = attemptTimeout(input, deadlineAt);
+      const timeoutMs = attemptTimeout(input, deadline);
       if (timeoutMs !== undefined && timeoutMs <= 0) {
         throw new GiveUp("deadline", "timeout", new DeadlineExceededError(options.deadlineMs!));
       }
@@ -159,7 +184,7 @@ async function attemptsForModel(
       const closed = policies.success(admission.probe, retryCost);
       const transition = isThenable(closed) ? await closed : closed;
       if (transition) breakerTransition(recorder, policies.key, transition);
-      return { props, attempt, policies, model, retryIndex: n, deadlineAt };
+      return { props, attempt, policies, model, retryIndex: n, deadline };
     } catch (err) {
       if (err instanceof GiveUp) {
         policies.release(admission.probe);
@@ -180,7 +205,7 @@ async function attemptsForModel(
       const transition = isThenable(opened) ? await opened : opened;
       if (transition) breakerTransition(recorder, policies.key, transition);
 
-      const decision = await decide(input, policies, failure, n, deadlineAt, fallbacks.hasNext(failure));
+      const decision = await decide(input, policies, failure, n, deadline, fallbacks.hasNext(failure));
       if (decision.kind === "give_up") throw new GiveUp(decision.reason, failure.errorType, err);
       if (decision.kind === "fallback") return { reason: decision.reason, errorType: failure.errorType, error: err };
       retryCost = decision.budgetCost;
@@ -210,12 +235,12 @@ export async function resumeAfterStreamFailure(
   const opened = prev.policies.failure(false, failure);
   const transition = isThenable(opened) ? await opened : opened;
   if (transition) breakerTransition(recorder, prev.policies.key, transition);
-  const decision = await decide(input, prev.policies, failure, prev.retryIndex, prev.deadlineAt, false);
+  const decision = await decide(input, prev.policies, failure, prev.retryIndex, prev.deadline, false);
   if (decision.kind !== "retry") return { giveUp: decision.reason, errorType: failure.errorType, error: err };
   recorder.retry(prev.attempt.number, decision.delayMs, decision.source, failure.errorType, prev.model);
   try {
     await waitOrAbort(input, decision.delayMs);
-    const next = await attemptsForModel(input, prev.model, prev.deadlineAt, NO_FALLBACKS, prev.retryIndex + 1, decision.budgetCost);
+    const next = await attemptsForModel(input, prev.model, prev.deadline, NO_FALLBACKS, prev.retryIndex + 1, decision.budgetCost);
     if ("props" in next) return next;
     return { giveUp: next.reason, errorType: next.errorType, error: next.error };
   } catch (e) {
@@ -229,7 +254,7 @@ async function decide(
   policies: KeyPolicies,
   failure: Failure,
   retryIndex: number,
-  deadlineAt: number | undefined,
+  deadline: Deadline,
   canFallBack: boolean,
 ): Promise<Decision> {
   const { options } = input;
@@ -245,7 +270,7 @@ async function decide(
   const server = failure.headers ? parseRetryAfter((n) => failure.headers!.get(n), Date.now()) : undefined;
   if (server && server.ms > options.maxRetryAfterMs) return unavailable("retry_after_too_long");
   const delayMs = server ? server.ms : backoffDelay(retryIndex, { baseMs: options.baseDelayMs, maxMs: options.maxDelayMs });
-  if (deadlineAt !== undefined && Date.now() + delayMs >= deadlineAt) return { kind: "give_up", reason: "deadline" };
+  if (!deadline.allows(delayMs)) return { kind: "give_up", reason: "deadline" };
   // A rate limit answered with the provider's own retry-after is flow control, not a failure storm: the
   // provider scheduled that retry, and attempts and the server-delay cap still bound it. Every other
   // retry (5xx, timeouts, connection errors, a 429 without a delay) draws from the budget.
@@ -255,12 +280,12 @@ async function decide(
   return { kind: "retry", delayMs, source: server ? server.source : "backoff", budgetCost };
 }
 
-function attemptTimeout(input: LoopInput, deadlineAt: number | undefined): number | undefined {
+function attemptTimeout(input: LoopInput, deadline: Deadline): number | undefined {
   let t = input.sdkTimeoutMs;
   const own = input.options.attemptTimeoutMs;
   if (own !== undefined) t = t === undefined ? own : Math.min(t, own);
-  if (deadlineAt !== undefined) {
-    const left = deadlineAt - Date.now();
+  if (deadline.bounded) {
+    const left = deadline.remainingMs();
     t = t === undefined ? left : Math.min(t, left);
   }
   return t;
@@ -274,6 +299,11 @@ async function waitOrAbort(input: LoopInput, ms: number): Promise<void> {
   } catch {
     throw input.abortError();
   }
+}
+
+/** The deadline, further bounded by the longest wait for our own rate limiter this call accepts. */
+function withinWait(deadline: Deadline, maxWaitMs: number): Pick<Deadline, "allows"> {
+  return { allows: (waitMs) => waitMs <= maxWaitMs && deadline.allows(waitMs) };
 }
 
 /** A transition this call caused: an event on its span (the contract's `llm_resilience.breaker.transition`). */

@@ -5,6 +5,8 @@ import type { Attempt, CallRecorder } from "../telemetry/call-recorder.js";
 import type { LoopInput, RequestProps } from "./attempt-loop.js";
 import type { ClientInfo } from "./client-info.js";
 import { breakerKey, type KeyPolicies, policiesFor } from "./key-policies.js";
+import { stateOwner } from "./policy-scope.js";
+import type { Preflight } from "./preflight.js";
 import { withRetryCount } from "./retry-count-header.js";
 import { kCall, type SdkKit } from "./sdk-kit.js";
 
@@ -20,6 +22,8 @@ export interface CallLoopSettings {
   fallbacks: readonly string[];
   contextFallbacks: readonly string[];
   estimatedTokens: number;
+  /** Validation and the spend limit (absent when both are off). */
+  preflight?: Preflight;
   client: ClientInfo;
   /** The SDK's request options for this call. */
   sdkOptions: any;
@@ -39,6 +43,7 @@ export class CallLoop implements LoopInput {
   readonly fallbacks: readonly string[];
   readonly contextFallbacks: readonly string[];
   readonly estimatedTokens: number;
+  readonly preflight: Preflight | undefined;
 
   constructor(private readonly s: CallLoopSettings) {
     this.recorder = s.recorder;
@@ -51,11 +56,16 @@ export class CallLoop implements LoopInput {
     this.fallbacks = s.fallbacks;
     this.contextFallbacks = s.contextFallbacks;
     this.estimatedTokens = s.estimatedTokens;
+    this.preflight = s.preflight;
   }
 
   policiesFor(model: string | undefined): KeyPolicies {
     const c = this.s.client;
-    return policiesFor(breakerKey(c.provider, c.address, c.port, model), this.options, this.s.store);
+    const owner = stateOwner(this.options);
+    const policies = policiesFor(breakerKey(c.provider, c.address, c.port, model), owner, this.s.store);
+    if (owner === this.options) return policies;
+    // A `withPolicies` scope may turn the breaker or the retry budget off for this call.
+    return policies.without(this.options.breaker === false && owner.breaker !== false, this.options.retryBudget === false && owner.retryBudget !== false);
   }
 
   abortError(): Error {

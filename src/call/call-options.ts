@@ -1,6 +1,7 @@
 import type { ClientOverrides, ResilienceOptions } from "../config.js";
 import { mergeBreaker } from "../config.js";
 import type { Runtime } from "../runtime.js";
+import { currentScope } from "./policy-scope.js";
 
 const effective = new WeakMap<object, { base: ResilienceOptions; overrides: ClientOverrides; merged: ResilienceOptions }>();
 
@@ -20,12 +21,14 @@ export function effectiveOptions(rt: Runtime, client: object): ResilienceOptions
 }
 
 /**
- * Attempts per model, first match wins: the request's `maxRetries`, the client's override, the
+ * Attempts per model, first match wins: the request's `maxRetries`, the `withPolicies` scope's, the client's override, the
  * client's explicit `maxRetries`, our `maxAttempts` option, the SDK's default `maxRetries` (2).
  */
 export function maxAttemptsFor(rt: Runtime, client: any, requestOptions: any, effective: ResilienceOptions): number {
   const perRequest = requestOptions?.maxRetries;
   if (typeof perRequest === "number" && perRequest >= 0) return Math.floor(perRequest) + 1;
+  const scoped = currentScope()?.maxAttempts;
+  if (scoped !== undefined) return scoped;
   const override = rt.clientOverrides.get(client)?.maxAttempts;
   if (override !== undefined) return override;
   const clientExplicit = client?._options?.maxRetries;

@@ -11,8 +11,11 @@ import { CallLoop } from "./call-loop.js";
 import { effectiveOptions, isStreamRequest, maxAttemptsFor, sdkTimeoutFor } from "./call-options.js";
 import { clientInfo } from "./client-info.js";
 import { endWhenDropped, type UnreadStream } from "./dropped-streams.js";
+import { Preflight } from "./preflight.js";
+import { chargesFor } from "./pricing.js";
 import { type BodyCall, ResponseBody } from "./response-body.js";
 import { kCall, type SdkKit } from "./sdk-kit.js";
+import { currentScope, withScope } from "./policy-scope.js";
 import { observeStream } from "./stream-observer.js";
 import { isStream, iteratorOnRetriedResponse } from "./stream-restart.js";
 
@@ -32,6 +35,7 @@ export class InstrumentedCall implements BodyCall {
   private loop: CallLoop | undefined;
   private streamGiveUp: string | undefined;
   private readonly estimatedTokens: number;
+  private readonly preflight: Preflight | undefined;
 
   private constructor(
     private readonly rt: Runtime,
@@ -43,8 +47,13 @@ export class InstrumentedCall implements BodyCall {
   ) {
     const body = requestOptions?.body;
     this.adapter = kit.adapter;
-    this.options = effectiveOptions(rt, client);
+    this.options = withScope(effectiveOptions(rt, client), currentScope());
     const info = clientInfo(client, kit.adapter);
+    const charges = chargesFor(rt.options, rt.store);
+    this.preflight =
+      this.options.validate || charges.spend
+        ? new Preflight(kit.adapter.sdk, op, body, charges.pricing, charges.spend, this.options.validate === true)
+        : undefined;
     this.recorder = new CallRecorder(
       {
         adapter: kit.adapter,
@@ -54,6 +63,7 @@ export class InstrumentedCall implements BodyCall {
         serverPort: info.port,
         captureContent: rt.options.captureContent,
         secrets: info.secrets,
+        pricing: this.preflight ?? charges.pricing,
       },
       parent,
       body,
@@ -102,6 +112,7 @@ export class InstrumentedCall implements BodyCall {
       fallbacks: (fallbackable && this.options.fallbacks[requestModel]) || NONE,
       contextFallbacks: (fallbackable && this.options.contextFallbacks[requestModel]) || NONE,
       estimatedTokens: this.estimatedTokens,
+      preflight: this.preflight,
       client: clientInfo(this.client, this.kit.adapter),
       sdkOptions: options,
       sendOnce,

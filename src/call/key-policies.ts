@@ -1,6 +1,7 @@
 import type { Attributes } from "@opentelemetry/api";
 import type { ResilienceOptions } from "../config.js";
 import { type BreakerDecision, CircuitBreaker } from "../policy/breaker.js";
+import type { Deadline } from "../policy/deadline.js";
 import { RateLimiter, type ServerRateLimit } from "../policy/rate-limiter.js";
 import { KeyedRegistry } from "../policy/registry.js";
 import { RetryBudget } from "../policy/retry-budget.js";
@@ -66,6 +67,27 @@ export class KeyPolicies {
     }
   }
 
+  private views: Map<string, KeyPolicies> | undefined;
+
+  /**
+   * These policies without the breaker and/or the retry budget, for the calls of a `withPolicies`
+   * scope that turned them off: such a call neither asks nor tells them. The view shares everything
+   * else (the rate limiter, the key) through its prototype.
+   */
+  without(breaker: boolean, budget: boolean): KeyPolicies {
+    if (!breaker && !budget) return this;
+    const id = `${breaker}|${budget}`;
+    this.views ??= new Map();
+    let view = this.views.get(id);
+    if (!view) {
+      view = Object.create(this) as KeyPolicies;
+      if (breaker) Object.defineProperty(view, "breaker", { value: undefined });
+      if (budget) Object.defineProperty(view, "budget", { value: undefined });
+      this.views.set(id, view);
+    }
+    return view;
+  }
+
   /** Only closed breakers may be forgotten: evicting an open one would forget an outage. */
   evictable(): boolean {
     return !this.breaker || this.breaker.state === "closed";
@@ -123,9 +145,15 @@ export class KeyPolicies {
     return isThenable(d) ? d.then(cost) : cost(d);
   }
 
-  reserveRate(estimatedTokens: number): MaybePromise<{ waitMs: number; kind?: string }> {
+  /** Reserves the call's request and tokens; `granted: false` when the deadline does not allow the wait (nothing reserved). */
+  reserveRate(estimatedTokens: number, deadline: Pick<Deadline, "allows">): MaybePromise<{ waitMs: number; kind?: string; granted: boolean }> {
     if (!this.limiter?.enabled) return NO_WAIT;
-    return this.limiter.reserve(estimatedTokens);
+    return this.limiter.reserve(estimatedTokens, deadline);
+  }
+
+  /** Gives a reservation back: the call gave up while waiting for it. */
+  cancelRate(estimatedTokens: number): void {
+    if (this.limiter?.enabled) swallow(this.limiter.cancel(estimatedTokens));
   }
 
   correctRate(estimated: number, actual: number): void {
@@ -143,7 +171,7 @@ export class KeyPolicies {
 }
 
 const ADMIT: Admission = Object.freeze({ allowed: true, probe: false, store: "local" }) as Admission;
-const NO_WAIT = Object.freeze({ waitMs: 0 });
+const NO_WAIT = Object.freeze({ waitMs: 0, granted: true });
 
 function toAdmission(d: BreakerDecision): Admission {
   if (d.allowed) return d;

@@ -13,9 +13,10 @@ import {
 } from "@opentelemetry/api";
 import type { Operation, ProviderAdapter, ProviderName, ResponseInfo, Usage } from "../providers/types.js";
 import { SCOPE, VERSION } from "../version.js";
+import { type DecisionSource, emitDecision, hasDecisionListeners } from "./decisions.js";
 import { getInstruments } from "./instruments.js";
 import { log, reportOnce } from "./logger.js";
-import { type MetricLabels, metricLabels } from "./metric-labels.js";
+import { costLabels, type MetricLabels, metricLabels } from "./metric-labels.js";
 import { ATTR, EVENT } from "./semconv.js";
 
 let tracerOwner: unknown;
@@ -79,6 +80,21 @@ export interface CallIdentity {
   captureContent: boolean;
   /** The client's credentials (read when an error message is recorded): never recorded, even when a provider echoes them. */
   secrets?: () => string[];
+  /** Prices responses; without it no cost is recorded. */
+  pricing?: CallPricing;
+}
+
+/** What a response cost, split as `llm_resilience.cost` records it. */
+export interface ResponseCost {
+  readonly inputUsd: number;
+  readonly outputUsd: number;
+}
+
+/** Prices a call's responses for its recorder, and hears what the call cost in total when it ends. */
+export interface CallPricing {
+  /** Undefined when the model has no price. */
+  cost(usage: Usage, responseModel: string | undefined, attemptModel: string | undefined): ResponseCost | undefined;
+  ended(totalUsd: number): void;
 }
 
 function usageAttributes(u: Usage | undefined, out: Attributes): Attributes {
@@ -113,7 +129,7 @@ export function guard<T>(what: string, fn: () => T): T | undefined {
  * The telemetry of one logical SDK call: the CLIENT span, its attempt children, the decision events,
  * metrics and the log line. Knows nothing about policies; the attempt loop tells it what happened.
  */
-export class CallRecorder {
+export class CallRecorder implements DecisionSource {
   readonly span: Span;
   readonly ctx: Context;
   readonly requestModel: string | undefined;
@@ -122,7 +138,11 @@ export class CallRecorder {
   private retryCount = 0;
   private current: Attempt | undefined;
   private firstChunkAt: number | undefined;
+  /** Sum of the priced responses' costs; undefined while none was priced. */
+  private costUsd: number | undefined;
   ended = false;
+  /** The breaker key the call is on now (the loop sets it per model): the context of its decisions. */
+  breakerKey: string | undefined;
   /** The span is someone else's (see the constructor): recorded into, never ended here. */
   private readonly adopted: boolean;
 
@@ -232,6 +252,19 @@ export class CallRecorder {
 
   event(name: string, attributes: Attributes): void {
     guard("event", () => this.span.addEvent(name, attributes));
+    if (hasDecisionListeners()) guard("decision listeners", () => emitDecision(name, attributes, this));
+  }
+
+  get provider(): string {
+    return this.id.provider;
+  }
+
+  get operation(): string {
+    return this.id.op.name;
+  }
+
+  currentAttempt(): Attempt | undefined {
+    return this.current;
   }
 
   retry(failedAttempt: number, delayMs: number, source: string, errorType: string, model: string | undefined): void {
@@ -285,11 +318,53 @@ export class CallRecorder {
     return this.firstChunkAt !== undefined;
   }
 
+  /** Prices the response: its cost goes on its attempt's attributes, into the call's total and the cost metric. */
+  private priceResponse(info: ResponseInfo, attempt: Attempt | undefined, attributes: Attributes | undefined): void {
+    const pricing = this.id.pricing;
+    if (!pricing || !info.usage) return;
+    guard("cost", () => {
+      const c = pricing.cost(info.usage!, info.model, attempt?.model ?? this.requestModel);
+      if (!c) return;
+      const usd = c.inputUsd + c.outputUsd;
+      this.costUsd = (this.costUsd ?? 0) + usd;
+      if (attributes) attributes[ATTR.COST_USD] = usd;
+      const labels = costLabels(this.labels(), info.model);
+      const m = getInstruments();
+      if (c.inputUsd > 0) m.cost.add(c.inputUsd, labels.input);
+      if (c.outputUsd > 0) m.cost.add(c.outputUsd, labels.output);
+    });
+  }
+
+  /** The call's total cost on its span; the pricing hears it (the spend limit settles with it). */
+  private endCost(): void {
+    if (this.costUsd !== undefined) guard("cost", () => this.span.setAttribute(ATTR.COST_USD, this.costUsd!));
+    const pricing = this.id.pricing;
+    if (pricing) guard("cost", () => pricing.ended(this.costUsd ?? 0));
+  }
+
+  /** The spend limit refused the call before it sent anything. */
+  spendRejected(limitUsd: number, spentUsd: number, reservedUsd: number, estimateUsd: number, model: string | undefined): void {
+    this.event(EVENT.SPEND_REJECT, {
+      [ATTR.SPEND_LIMIT_USD]: limitUsd,
+      [ATTR.SPEND_SPENT_USD]: spentUsd,
+      [ATTR.SPEND_ESTIMATE_USD]: estimateUsd,
+      [ATTR.SPEND_RESERVED_USD]: reservedUsd,
+    });
+    guard("spend rejection metric", () => getInstruments().spendRejections.add(1, this.metricAttributes(model)));
+    guard("spend rejection log", () =>
+      log().warn(
+        { ...this.logContext(), limit_usd: limitUsd, spent_usd: spentUsd, reserved_usd: reservedUsd, estimate_usd: estimateUsd },
+        "llm call refused by the spend limit",
+      ),
+    );
+  }
+
   succeed(info: ResponseInfo): void {
     if (this.ended) return;
     this.ended = true;
     const attempt = this.current;
     const attributes = guard("response attributes", () => responseAttributes(info));
+    this.priceResponse(info, attempt, attributes);
     if (attempt) this.endAttempt(attempt, undefined, attributes);
     guard("succeed", () => {
       if (attributes) this.span.setAttributes(attributes);
@@ -299,6 +374,7 @@ export class CallRecorder {
       }
       this.recordEnd(info, undefined);
     });
+    this.endCost();
     if (!this.adopted) endSpan(this.span);
   }
 
@@ -307,6 +383,7 @@ export class CallRecorder {
     this.ended = true;
     const attempt = this.current;
     const attributes = guard("response attributes", () => responseAttributes(info));
+    this.priceResponse(info, attempt, attributes);
     if (attempt) this.endAttempt(attempt, errorType, attributes);
     guard("fail", () => {
       if (attributes) this.span.setAttributes(attributes);
@@ -315,6 +392,7 @@ export class CallRecorder {
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.redact(err.message).slice(0, 300) : undefined });
       this.recordEnd(info, errorType);
     });
+    this.endCost();
     if (!this.adopted) endSpan(this.span);
   }
 
@@ -342,6 +420,7 @@ export class CallRecorder {
         span_id: sc.spanId,
         "tokens.input": u?.input,
         "tokens.output": u?.output,
+        cost_usd: this.costUsd,
         latency_ms: Math.round(seconds * 1000),
         attempts: this.attemptCount,
         retries: this.retryCount,
