@@ -14,6 +14,7 @@ import { z } from "zod";
 import { register } from "../src/index.ts";
 import { DEFAULT_RESPONSE_DEFAULTS, expectedChunk, expectedText, type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { describeRun, REPO_ROOT, runChild } from "./helpers/child.ts";
+import { memoryLogger } from "./helpers/memory-logger.ts";
 import { installTestTelemetry } from "./helpers/otel.ts";
 import { OTLP_KIND, type OtlpReceiver, startOtlpReceiver } from "./helpers/otlp-receiver.ts";
 
@@ -25,7 +26,9 @@ let fake: FakeProvider;
 let openai: ReturnType<typeof createOpenAI>;
 let anthropic: ReturnType<typeof createAnthropic>;
 
-const BASE = { startSdk: false, logLevel: "silent", baseDelayMs: 1, maxDelayMs: 5, breaker: false } as const;
+/** Our log lines (warn and up), kept for the whole file. */
+const mem = memoryLogger("warn");
+const BASE = { startSdk: false, logger: mem.logger, baseDelayMs: 1, maxDelayMs: 5, breaker: false } as const;
 
 before(async () => {
   fake = await startFakeProvider();
@@ -308,6 +311,10 @@ describe("generateObject, streamObject, embed, embedMany", () => {
     const streamed = onlyLogical();
     assert.equal(attr(streamed, "gen_ai.request.stream"), true);
     assert.equal(fake.requests.length, 1);
+    // These two publish no maxRetries (deprecated in ai 7): said once, naming the setting that applies.
+    const said = mem.lines.filter((l) => String(l.msg).includes("did not publish its maxRetries"));
+    assert.equal(said.length, 1);
+    assert.match(said[0].msg, /LLM_RESILIENCE_MAX_ATTEMPTS/);
   });
 
   test("embed and embedMany: operation embeddings, input tokens, retried under one span", async () => {

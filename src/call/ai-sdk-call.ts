@@ -15,6 +15,7 @@ import {
 import type { Operation, ProviderAdapter, ProviderName, ResponseInfo } from "../providers/types.js";
 import type { Runtime } from "../runtime.js";
 import { type Attempt, CallRecorder, guard } from "../telemetry/call-recorder.js";
+import { reportOnce } from "../telemetry/logger.js";
 import { ATTR } from "../telemetry/semconv.js";
 import { SCOPE } from "../version.js";
 import { observePartStream, type PartStreamWatcher } from "./ai-sdk-stream.js";
@@ -178,6 +179,11 @@ class AiSdkCall implements LoopInput, StreamOwner {
   private attemptsLimit(): number {
     const m = this.site.maxRetries;
     if (m !== undefined && m >= 0 && (m !== AI_SDK_DEFAULT_RETRIES || this.options.maxAttempts === undefined)) return Math.floor(m) + 1;
+    if (m === undefined) {
+      reportOnce(
+        "an AI SDK call did not publish its maxRetries (ai 6, generateObject / streamObject, or experimental_telemetry disabled): such calls make up to maxAttempts attempts (LLM_RESILIENCE_MAX_ATTEMPTS, default 3)",
+      );
+    }
     return this.options.maxAttempts ?? AI_SDK_DEFAULT_RETRIES + 1;
   }
 
