@@ -15,7 +15,7 @@ import { register } from "../src/index.ts";
 import { DEFAULT_RESPONSE_DEFAULTS, expectedChunk, expectedText, type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { describeRun, REPO_ROOT, runChild } from "./helpers/child.ts";
 import { memoryLogger } from "./helpers/memory-logger.ts";
-import { installTestTelemetry } from "./helpers/otel.ts";
+import { attr, installTestTelemetry } from "./helpers/otel.ts";
 import { OTLP_KIND, type OtlpReceiver, startOtlpReceiver } from "./helpers/otlp-receiver.ts";
 
 // The real AI SDK (ai, @ai-sdk/openai, @ai-sdk/anthropic, @ai-sdk/azure) over real HTTP against the fake
@@ -46,7 +46,6 @@ beforeEach(() => {
   tel.reset();
 });
 
-const attr = (s: ReadableSpan, k: string) => s.attributes[k];
 const logicalSpans = () => tel.finished().filter((s) => s.instrumentationScope.name === "llm-resilience" && s.kind === 2);
 function onlyLogical(): ReadableSpan {
   const spans = logicalSpans();

@@ -30,6 +30,7 @@ import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
 import { startFakeProvider } from "./fake-provider/index.ts";
+import { sleep } from "./helpers/wait.ts";
 
 const ROOT = resolve(__dirname, "..");
 const RULES = resolve(ROOT, "deploy", "prometheus", "alerts.yml");
@@ -86,8 +87,6 @@ async function stop(p: Proc | undefined, graceMs = 3_000): Promise<void> {
   await p.exited;
   clearTimeout(t);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface ApiAlert {
   labels: Record<string, string>;

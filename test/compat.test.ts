@@ -27,6 +27,7 @@ import { join, resolve, sep } from "node:path";
 import { before, describe, test } from "node:test";
 import { expectedText, startFakeProvider, type RecordedRequest } from "./fake-provider/index.ts";
 import { childEnv } from "./helpers/child.ts";
+import { attr } from "./helpers/otel.ts";
 
 const REPO_ROOT = resolve(__dirname, "..");
 const COMPAT = join(REPO_ROOT, "test", "compat");
@@ -213,8 +214,6 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>
 }
 
 // ------------------------------------------------------------------------------------- checks
-
-const attr = (s: SpanJson, k: string) => s.attributes[k];
 
 function checkCommon(cell: Cell, run: CellRun, p: string[]): ChildReport | undefined {
   const r = run.report;

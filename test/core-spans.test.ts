@@ -4,7 +4,7 @@ import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { register } from "../src/index.ts";
 import { startFakeProvider, expectedText, type FakeProvider } from "./fake-provider/index.ts";
-import { installTestTelemetry } from "./helpers/otel.ts";
+import { attr, installTestTelemetry } from "./helpers/otel.ts";
 
 const tel = installTestTelemetry();
 let fake: FakeProvider;
@@ -22,8 +22,6 @@ beforeEach(() => {
   fake.reset();
   tel.reset();
 });
-
-const attr = (s: { attributes: Record<string, unknown> }, k: string) => s.attributes[k];
 
 describe("span model", () => {
   test("a chat call that got a 429 and then succeeded: one logical span, two attempts, a retry event", async () => {

@@ -10,7 +10,7 @@ import { Stream as OpenAIStream } from "openai/streaming";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { register } from "../src/index.ts";
 import { expectedText, STRUCTURED_ANSWER, startFakeProvider, type FakeProvider } from "./fake-provider/index.ts";
-import { captureOtelWarnings, installTestTelemetry } from "./helpers/otel.ts";
+import { attr, captureOtelWarnings, installTestTelemetry } from "./helpers/otel.ts";
 
 const tel = installTestTelemetry();
 const warnings = captureOtelWarnings();
@@ -45,7 +45,6 @@ const SCHEMA = {
 
 /** Lets span ends scheduled after the caller's last await (setImmediate) happen. */
 const settle = () => new Promise((r) => setTimeout(r, 15));
-const attr = (s: ReadableSpan, k: string) => s.attributes[k];
 
 interface Expect {
   name: string;

@@ -382,6 +382,23 @@ describe("rate limit", () => {
     assert.equal(events(lastLogical(), "llm_resilience.give_up")[0].attributes["llm_resilience.give_up.reason"], "deadline");
   });
 
+  test("a call that gives up while waiting for the limiter gives its reservation back", async () => {
+    const model = freshModel();
+    setup({ rpm: 1 });
+    await chat(model);
+    const waits: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 30);
+      await assert.rejects(chat(model, { signal: ac.signal }));
+      waits.push(events(lastLogical(), "llm_resilience.ratelimit.wait")[0].attributes["llm_resilience.ratelimit.wait_ms"]);
+    }
+    // One request per minute: the second call waits about a minute, and so does the third, because
+    // the second gave its slot back (kept, it would push the third to two minutes).
+    assert.ok(waits.every((w) => w > 59_000 && w <= 60_000), `waits ${waits}`);
+    assert.equal(fake.requests.length, 1);
+  });
+
   test("the provider's rate-limit headers tighten the limiter: the next call waits, with an event", async () => {
     const model = freshModel();
     setup({ rpm: 1000 });

@@ -1,10 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../src/policy/clock.ts";
-import { BreakerRegistry, CircuitBreaker, type BreakerOptions } from "../src/policy/breaker.ts";
+import { CircuitBreaker, type CircuitBreakerOptions } from "../src/policy/breaker.ts";
+import { KeyedRegistry } from "../src/policy/registry.ts";
 import { SlidingWindow } from "../src/policy/sliding-window.ts";
 
-function setup(options: BreakerOptions = {}) {
+function setup(options: CircuitBreakerOptions = {}) {
   const clock = new ManualClock(1_000_000);
   const transitions: string[] = [];
   const b = new CircuitBreaker("openai:gpt-4o", {
@@ -240,13 +241,19 @@ test("invalid options throw RangeError naming the option", () => {
   assert.throws(() => new CircuitBreaker("k", { halfOpenProbes: 1.5 }), /halfOpenProbes/);
   assert.throws(() => new CircuitBreaker("k", { cooldownMs: -1 }), /cooldownMs/);
   assert.throws(() => new CircuitBreaker("k", { windowMs: 0 }), /windowMs/);
-  assert.throws(() => new BreakerRegistry({ maxKeys: 0 }), /maxKeys/);
-  assert.throws(() => new BreakerRegistry({ minimumCalls: 0 }), /minimumCalls/);
+  assert.throws(() => new KeyedRegistry((k) => new CircuitBreaker(k), { maxKeys: 0 }), /maxKeys/);
+  assert.throws(() => new CircuitBreaker("k", { minimumCalls: 0 }), /minimumCalls/);
 });
+
+/** Breakers by key as the key policies keep them: bounded, closed breakers evicted first. */
+function breakerRegistry(options: CircuitBreakerOptions & { maxKeys?: number } = {}) {
+  const { maxKeys, ...breakerOptions } = options;
+  return new KeyedRegistry((key) => new CircuitBreaker(key, breakerOptions), { maxKeys, evictable: (b) => b.state === "closed" });
+}
 
 test("registry: one breaker per key, shared listener", () => {
   const seen: string[] = [];
-  const r = new BreakerRegistry({ consecutiveFailures: 1, onTransition: (f, t, k) => seen.push(`${k}:${f}->${t}`) });
+  const r = breakerRegistry({ consecutiveFailures: 1, onTransition: (f, t, k) => seen.push(`${k}:${f}->${t}`) });
   const a = r.get("a");
   assert.equal(r.get("a"), a);
   assert.notEqual(r.get("b"), a);
@@ -257,7 +264,7 @@ test("registry: one breaker per key, shared listener", () => {
 });
 
 test("registry LRU bound: evicts closed breakers first, least recently used first", () => {
-  const r = new BreakerRegistry({ consecutiveFailures: 1, maxKeys: 3 });
+  const r = breakerRegistry({ consecutiveFailures: 1, maxKeys: 3 });
   const open = r.get("open");
   open.tryAcquire();
   open.onFailure(false);
@@ -274,7 +281,7 @@ test("registry LRU bound: evicts closed breakers first, least recently used firs
 });
 
 test("registry LRU bound: when every breaker is open, the least recently used goes anyway", () => {
-  const r = new BreakerRegistry({ consecutiveFailures: 1, maxKeys: 2 });
+  const r = breakerRegistry({ consecutiveFailures: 1, maxKeys: 2 });
   for (const k of ["x", "y", "z"]) {
     const b = r.get(k);
     b.tryAcquire();
@@ -285,7 +292,7 @@ test("registry LRU bound: when every breaker is open, the least recently used go
 });
 
 test("registry default bound is 1000 keys", () => {
-  const r = new BreakerRegistry();
+  const r = breakerRegistry();
   for (let i = 0; i < 1500; i++) r.get(`k${i}`);
   assert.equal(r.size, 1000);
   assert.equal(r.peek("k0"), undefined);

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../src/policy/clock.ts";
+import { Deadline } from "../src/policy/deadline.ts";
 import { estimateTokens, RateLimiter } from "../src/policy/rate-limiter.ts";
 
 test("no limits: zero wait, no state", () => {
@@ -54,14 +55,14 @@ test("the binding limit names the kind", () => {
   assert.equal(b.waitMs, 30_000);
 });
 
-test("maxWaitMs: a wait too long reserves nothing", () => {
+test("deadline: a wait it does not allow reserves nothing", () => {
   const clock = new ManualClock(0);
   const l = new RateLimiter("k", { requestsPerMinute: 60, tokensPerMinute: 60_000, clock });
   for (let i = 0; i < 60; i++) l.reserve(10);
-  const refused = l.reserve(10, 500);
+  const refused = l.reserve(10, new Deadline(500, clock));
   assert.equal(refused.granted, false);
   assert.ok(refused.waitMs >= 1000);
-  const granted = l.reserve(10, 1500);
+  const granted = l.reserve(10, new Deadline(1500, clock));
   assert.equal(granted.granted, true);
   assert.ok(Math.abs(granted.waitMs - 1000) <= 1, "the refused reservation did not push this one back");
 });

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../src/policy/clock.ts";
+import { Deadline } from "../src/policy/deadline.ts";
 import { CircuitBreaker } from "../src/policy/breaker.ts";
 import { RetryBudget } from "../src/policy/retry-budget.ts";
 import { RateLimiter } from "../src/policy/rate-limiter.ts";
@@ -87,7 +88,7 @@ test("async store: the same policies answer through Promises and say which store
 
   const limiter = new RateLimiter("openai:gpt-4o", { store, clock, requestsPerMinute: 60, tokensPerMinute: 600 });
   assert.deepEqual(await limiter.reserve(600), { waitMs: 0, granted: true, store: "redis" });
-  assert.deepEqual(await limiter.reserve(60, 10), { waitMs: 6000, kind: "tokens", granted: false, store: "redis" });
+  assert.deepEqual(await limiter.reserve(60, new Deadline(10, clock)), { waitMs: 6000, kind: "tokens", granted: false, store: "redis" });
   await limiter.applyServerHeaders({ remainingRequests: 0, resetRequestsMs: 30_000 });
   assert.deepEqual(await limiter.reserve(0), { waitMs: 30_000, kind: "requests", granted: true, store: "redis" });
   await limiter.correct(600, 0);

@@ -7,7 +7,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { Redis } from "ioredis";
 import { type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
-import { hasRedisServer, RedisServer } from "./fixtures/fleet/redis-server.ts";
+import { hasRedisServer, RedisServer } from "./helpers/redis-server.ts";
 import type { FromSdkWorker, SpanSummary, ToSdkWorker } from "./fixtures/fleet/sdk-worker.ts";
 import { sleep, waitFor } from "./helpers/wait.ts";
 

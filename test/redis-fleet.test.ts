@@ -6,11 +6,11 @@ import { fork, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import path from "node:path";
 import type { AddressInfo } from "node:net";
-import { hasRedisServer, RedisServer } from "./fixtures/fleet/redis-server.ts";
+import { hasRedisServer, RedisServer } from "./helpers/redis-server.ts";
 import type { FromWorker, ToWorker } from "./fixtures/fleet/worker.ts";
+import { sleep, waitFor } from "./helpers/wait.ts";
 
 const skip = hasRedisServer() ? false : "redis-server not installed (apt-get install -y redis-server)";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const N = 4;
 const FAILURES = 8; // fleet-wide threshold: no replica alone reaches it before the fleet does
@@ -92,14 +92,6 @@ class Worker {
     this.send({ type: "report" });
     await waitFor(`report of ${this.id}`, () => this.of("report").length > before);
     return this.of("report").at(-1)!;
-  }
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
   }
 }
 

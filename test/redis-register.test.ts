@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import { register, shutdown, BreakerOpenError } from "../src/index.ts";
 import { startFakeProvider, type FakeProvider } from "./fake-provider/index.ts";
 import { installTestTelemetry } from "./helpers/otel.ts";
-import { hasRedisServer, RedisServer } from "./fixtures/fleet/redis-server.ts";
+import { hasRedisServer, RedisServer } from "./helpers/redis-server.ts";
 
 // Fleet mode through the public entry points: LLM_RESILIENCE_REDIS_URL / register({ redisUrl }).
 const tel = installTestTelemetry();

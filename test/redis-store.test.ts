@@ -1,23 +1,15 @@
 // Each cell of the Redis store against a real redis-server (started here on a free port).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CircuitBreaker, type BreakerOptions } from "../src/policy/breaker.ts";
+import { CircuitBreaker, type CircuitBreakerOptions } from "../src/policy/breaker.ts";
 import { RateLimiter } from "../src/policy/rate-limiter.ts";
 import { RetryBudget } from "../src/policy/retry-budget.ts";
 import { isPromiseLike, type BreakerDecision, type StoreKind } from "../src/policy/store.ts";
 import { createRedisStore, type RedisStore, type RedisStoreOptions } from "../src/fleet/redis-store.ts";
-import { freePort, hasRedisServer, RedisServer } from "./fixtures/fleet/redis-server.ts";
+import { freePort, hasRedisServer, RedisServer } from "./helpers/redis-server.ts";
+import { sleep, waitFor } from "./helpers/wait.ts";
 
 const skip = hasRedisServer() ? false : "redis-server not installed (apt-get install -y redis-server)";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 let keySeq = 0;
 const freshKey = (name: string) => `${name}-${process.pid}-${++keySeq}`;
@@ -59,7 +51,7 @@ class Fleet {
 
 type Transition = { i: number; from: string; to: string; store: StoreKind };
 
-function breakers(stores: RedisStore[], key: string, options: BreakerOptions<"async">, log: Transition[] = []) {
+function breakers(stores: RedisStore[], key: string, options: CircuitBreakerOptions<"async">, log: Transition[] = []) {
   return stores.map(
     (store, i) =>
       new CircuitBreaker<"async">(key, {

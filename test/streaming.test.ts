@@ -9,7 +9,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { register } from "../src/index.ts";
 import { expectedText, startFakeProvider, type FakeProvider } from "./fake-provider/index.ts";
-import { captureOtelWarnings, installCountingTelemetry } from "./helpers/otel.ts";
+import { attr, captureOtelWarnings, installCountingTelemetry } from "./helpers/otel.ts";
 
 const { tel, counter } = installCountingTelemetry();
 const warnings = captureOtelWarnings();
@@ -43,7 +43,6 @@ afterEach(async () => {
 
 const user = [{ role: "user" as const, content: "hi" }];
 const settle = () => new Promise((r) => setTimeout(r, 20));
-const attr = (s: ReadableSpan, k: string) => s.attributes[k];
 
 function onlyLogical(): ReadableSpan {
   const logical = tel.logical();

@@ -1,6 +1,5 @@
 import { type Clock, systemClock } from "./clock.js";
 import { localStore } from "./local-store.js";
-import { KeyedRegistry } from "./registry.js";
 import type {
   BreakerCell,
   BreakerDecision,
@@ -16,9 +15,9 @@ import type {
 export type { BreakerDecision, BreakerState, BreakerTransition } from "./store.js";
 
 /** Reports each state change; `store` is the contract's `llm_resilience.breaker.store`. */
-export type BreakerTransitionListener = (from: BreakerState, to: BreakerState, key: string, store: StoreKind) => void;
+type BreakerTransitionListener = (from: BreakerState, to: BreakerState, key: string, store: StoreKind) => void;
 
-export interface BreakerOptions<M extends StoreMode = "sync"> {
+export interface CircuitBreakerOptions<M extends StoreMode = "sync"> {
   /** Open after this many consecutive counted failures (default 5). */
   consecutiveFailures?: number;
   /** Also open when failures / calls over the window reach this ratio, in (0, 1]; off when undefined. */
@@ -50,7 +49,7 @@ export const DEFAULT_BREAKER_SETTINGS: BreakerSettings = Object.freeze({
 });
 
 /** Fills defaults and rejects values the state machine cannot run with (RangeError naming the option). */
-export function resolveBreakerSettings(o: BreakerOptions<StoreMode> = {}): BreakerSettings {
+export function resolveBreakerSettings(o: CircuitBreakerOptions<StoreMode> = {}): BreakerSettings {
   const d = DEFAULT_BREAKER_SETTINGS;
   const s: BreakerSettings = {
     consecutiveFailures: o.consecutiveFailures ?? d.consecutiveFailures,
@@ -97,7 +96,7 @@ export class CircuitBreaker<M extends StoreMode = "sync"> {
 
   constructor(
     readonly key: string,
-    options: BreakerOptions<M> = {},
+    options: CircuitBreakerOptions<M> = {},
   ) {
     const store = (options.store ?? localStore) as StateStore<M>;
     this.store = store.kind;
@@ -141,41 +140,5 @@ export class CircuitBreaker<M extends StoreMode = "sync"> {
   onRelease(probe: boolean): StoreResult<M, BreakerTransition | undefined> {
     if (!probe) return undefined as StoreResult<M, undefined>;
     return this.cell.record(this.clock.now(), "neutral", true);
-  }
-}
-
-export interface BreakerRegistryOptions<M extends StoreMode = "sync"> extends BreakerOptions<M> {
-  /** Bound on the number of keys (default 1000); closed breakers are evicted first, LRU order. */
-  maxKeys?: number;
-}
-
-/** Breakers by key (provider + model, say), in a bounded LRU map. */
-export class BreakerRegistry<M extends StoreMode = "sync"> {
-  private readonly breakers: KeyedRegistry<CircuitBreaker<M>>;
-
-  constructor(options: BreakerRegistryOptions<M> = {}) {
-    const { maxKeys, ...breakerOptions } = options;
-    resolveBreakerSettings(breakerOptions); // fail at construction, not on the first call
-    // Evicting an open breaker would forget an outage and let its traffic through at once.
-    this.breakers = new KeyedRegistry((key) => new CircuitBreaker<M>(key, breakerOptions), {
-      maxKeys,
-      evictable: (b) => b.state === "closed",
-    });
-  }
-
-  get(key: string): CircuitBreaker<M> {
-    return this.breakers.get(key);
-  }
-
-  peek(key: string): CircuitBreaker<M> | undefined {
-    return this.breakers.peek(key);
-  }
-
-  get size(): number {
-    return this.breakers.size;
-  }
-
-  entries(): IterableIterator<[string, CircuitBreaker<M>]> {
-    return this.breakers.entries();
   }
 }

@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from "./clock.js";
+import type { Deadline } from "./deadline.js";
 import { localStore } from "./local-store.js";
 import { type BucketCell, isPromiseLike, type StateStore, type StoreKind, type StoreMode, type StoreResult } from "./store.js";
 
@@ -10,7 +11,7 @@ export interface RateLimitReservation {
   readonly waitMs: number;
   /** The limit that imposed the wait; absent when `waitMs` is 0. */
   readonly kind?: RateLimitKind;
-  /** False when the wait exceeded `maxWaitMs`: nothing was reserved, the caller should not send. */
+  /** False when the deadline does not allow the wait: nothing was reserved, the caller should not send. */
   readonly granted: boolean;
   readonly store: StoreKind;
 }
@@ -60,9 +61,9 @@ export class RateLimiter<M extends StoreMode = "sync"> {
 
   /**
    * Reserves one request and `estimatedTokens` now and says how long to wait before sending. A wait
-   * above `maxWaitMs` (say, past the deadline) reserves nothing and returns `granted: false`.
+   * the call's `deadline` does not allow reserves nothing and returns `granted: false`.
    */
-  reserve(estimatedTokens: number, maxWaitMs = Infinity): StoreResult<M, RateLimitReservation> {
+  reserve(estimatedTokens: number, deadline?: Pick<Deadline, "allows">): StoreResult<M, RateLimitReservation> {
     if (!this.enabled) return this.noWait as StoreResult<M, RateLimitReservation>;
     const now = this.clock.now();
     const tokens = count(estimatedTokens);
@@ -72,14 +73,14 @@ export class RateLimiter<M extends StoreMode = "sync"> {
       const waitMs = Math.max(r, t);
       if (waitMs === 0) return this.noWait;
       const kind: RateLimitKind = r >= t ? "requests" : "tokens";
-      if (waitMs <= maxWaitMs) return { waitMs, kind, granted: true, store: this.store };
+      if (deadline === undefined || deadline.allows(waitMs)) return { waitMs, kind, granted: true, store: this.store };
       const refused: RateLimitReservation = { waitMs, kind, granted: false, store: this.store };
       const undo = this.cancelAt(now, tokens) as void | Promise<void>;
       return (isPromiseLike(undo) ? undo.then(() => refused) : refused) as RateLimitReservation;
     });
   }
 
-  /** Gives back a granted reservation that will not be used (caller aborted while waiting). */
+  /** Gives back a granted reservation that will not be used (the caller gave up while waiting). */
   cancel(estimatedTokens: number): StoreResult<M, void> {
     return this.cancelAt(this.clock.now(), count(estimatedTokens));
   }

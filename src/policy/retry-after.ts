@@ -1,5 +1,8 @@
 /** Where a server-requested delay came from; values are the contract's `llm_resilience.retry.delay_source`. */
-export type RetryAfterSource = "retry-after-ms" | "retry-after";
+type RetryAfterSource = "retry-after-ms" | "retry-after";
+
+/** A server-requested delay above this ends the call (`retry_after_too_long`): openai's own cap. */
+export const DEFAULT_MAX_RETRY_AFTER_MS = 60_000;
 
 export interface RetryAfter {
   /** Finite and >= 0. */

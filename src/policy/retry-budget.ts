@@ -14,7 +14,7 @@ export type RetryBudgetDecision =
   | { readonly ok: true; readonly cost: number; readonly store: StoreKind }
   | { readonly ok: false; readonly store: StoreKind };
 
-export interface RetryBudgetOptions<M extends StoreMode = "sync"> {
+export interface RetryBudgetPolicyOptions<M extends StoreMode = "sync"> {
   capacity?: number;
   retryCost?: number;
   timeoutRetryCost?: number;
@@ -44,7 +44,7 @@ export class RetryBudget<M extends StoreMode = "sync"> {
   private readonly toNormal = (taken: boolean): RetryBudgetDecision => (taken ? this.okNormal : this.refused);
   private readonly toTimeout = (taken: boolean): RetryBudgetDecision => (taken ? this.okTimeout : this.refused);
 
-  constructor(key: string, options: RetryBudgetOptions<M> = {}) {
+  constructor(key: string, options: RetryBudgetPolicyOptions<M> = {}) {
     const capacity = options.capacity ?? DEFAULT_RETRY_BUDGET_CAPACITY;
     const retryCost = options.retryCost ?? DEFAULT_RETRY_COST;
     const timeoutRetryCost = options.timeoutRetryCost ?? DEFAULT_TIMEOUT_RETRY_COST;

@@ -13,7 +13,7 @@ const cache = new Map<string, MetricLabels>();
 
 /**
  * Built once per (operation, provider, model, server) and shared by every call with that identity:
- * a call records up to four metric points, and each used to allocate its own label object.
+ * a call records up to four metric points, none of which allocates a label object.
  */
 export function metricLabels(operation: string, provider: string, model: string | undefined, server: string | undefined): MetricLabels {
   // \u0001 stands for "absent", so an empty model or server never shares a key with a missing one.

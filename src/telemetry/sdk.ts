@@ -140,8 +140,3 @@ function installExitHandlers(): void {
   }
 }
 
-/** For tests: forget the SDK we started. */
-export function _resetSdkForTests(): void {
-  sdk = undefined;
-  shutdownPromise = undefined;
-}

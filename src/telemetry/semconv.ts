@@ -1,4 +1,4 @@
-// Names fixed by the contract in design.md (GenAI semantic conventions v1.41 plus ours).
+// Names fixed by the contract (GenAI semantic conventions v1.41 plus ours; README "The span model").
 // Users' dashboards and alert rules depend on them: never rename.
 
 export const ATTR = {

@@ -3,6 +3,9 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { MeterProvider, MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
+/** A span's attribute (finished spans of the SDK, or their JSON from a child process). */
+export const attr = (s: { attributes: Record<string, unknown> }, k: string): any => s.attributes[k];
+
 /** A collect-on-demand reader: tests read metrics when they want them. */
 class TestReader extends MetricReader {
   protected async onForceFlush(): Promise<void> {}
