@@ -27,6 +27,13 @@ module.exports = {
       to: { pathNot: ["^src/policy/"], dependencyTypesNot: ["core"] },
     },
     {
+      name: "pricing-is-data",
+      severity: "error",
+      comment: "pricing/ holds the price table and its arithmetic: it imports nothing outside itself.",
+      from: { path: "^src/pricing/" },
+      to: { pathNot: ["^src/pricing/"], dependencyTypesNot: ["core"] },
+    },
+    {
       name: "fleet-uses-policy-only",
       severity: "error",
       comment: "fleet/ (the Redis store) implements policy/'s store seam; it may import policy/, ioredis and node builtins only.",

@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type { Redis, RedisOptions } from "ioredis";
+import type { SpendCell, SpendSettings, SpendStore } from "../policy/spend-cell.js";
 import type { BreakerCell, BreakerSettings, BreakerState, BucketCell, BucketSettings, CellTransitionListener, StateStore } from "../policy/store.js";
 import { RedisBreakerCell } from "./redis-breaker-cell.js";
 import { RedisBucketCell } from "./redis-bucket-cell.js";
 import { type RedisCellConfig, type RedisHost, WeakSetOf } from "./redis-host.js";
 import { ALL_SCRIPTS, type LuaScript } from "./redis-scripts.js";
+import { RedisSpendCell } from "./redis-spend-cell.js";
 
 /*
  * ## Fleet-wide state through Redis: consistency and staleness
@@ -130,7 +132,7 @@ const defaultLogger: RedisStoreLogger = {
  * above for what is shared how, and how stale a process's view can be). Results are plain values
  * when answered locally and Promises after a round trip; the policies pass both through.
  */
-export class RedisStore implements StateStore<"async">, RedisHost {
+export class RedisStore implements StateStore<"async">, SpendStore<"async">, RedisHost {
   readonly channel: string;
   readonly cfg: RedisCellConfig;
   readonly stats: RedisStoreStats = { commands: 0, scriptReloads: 0, degradedEpisodes: 0, recoveries: 0 };
@@ -156,6 +158,7 @@ export class RedisStore implements StateStore<"async">, RedisHost {
   private readonly onDegraded: ((degraded: boolean, err?: unknown) => void) | undefined;
   private readonly breakers = new Map<string, WeakSetOf<RedisBreakerCell>>();
   private readonly buckets = new WeakSetOf<RedisBucketCell>();
+  private readonly spends = new WeakSetOf<RedisSpendCell>();
   private readonly dirty = new Set<{ flush(): Promise<void> | undefined | void }>();
   private readonly leaseHolders = new Set<{ expireLease(now: number): boolean }>();
   private immediate: NodeJS.Immediate | undefined;
@@ -309,6 +312,13 @@ export class RedisStore implements StateStore<"async">, RedisHost {
   bucket(key: string, settings: BucketSettings): BucketCell<"async"> {
     const cell = new RedisBucketCell(this, key, settings);
     this.buckets.add(cell);
+    return cell;
+  }
+
+  /** A spend window shared by the fleet (see RedisSpendCell). */
+  spend(key: string, settings: SpendSettings): SpendCell<"async"> {
+    const cell = new RedisSpendCell(this, key, settings, { connecting: () => this._status === "connecting", ready: () => this.ready(1000) });
+    this.spends.add(cell);
     return cell;
   }
 
@@ -559,6 +569,7 @@ export class RedisStore implements StateStore<"async">, RedisHost {
       this.lastError = undefined;
       const now = Date.now();
       for (const b of this.buckets) b.reconcile(now);
+      for (const c of this.spends) c.reconcile();
       for (const c of this.allBreakers()) c.resume();
       for (const w of this.readyWaiters.splice(0)) w();
       if (wasDegraded) {

@@ -1,5 +1,8 @@
 import type { SpendCell, SpendDecision, SpendSettings, SpendStore } from "./spend-cell.js";
 
+/** Sums of float amounts drift by far less than this; a call that fits exactly is admitted. */
+export const USD_EPSILON = 1e-9;
+
 interface Hold {
   usd: number;
   expiresAt: number;
@@ -27,7 +30,7 @@ export class LocalSpendCell implements SpendCell<"sync"> {
   reserve(now: number, usd: number, hold?: string): SpendDecision {
     this.expireHolds(now);
     const spent = this.spentAt(now);
-    if (spent + this.reservedUsd + usd > this.s.limitUsd) {
+    if (spent + this.reservedUsd + usd > this.s.limitUsd + USD_EPSILON) {
       return { admitted: false, spentUsd: spent, reservedUsd: this.reservedUsd, retryAtMs: this.retryAt(now, usd), store: "local" };
     }
     const id = hold ?? `h${++this.seq}`;
@@ -97,7 +100,7 @@ export class LocalSpendCell implements SpendCell<"sync"> {
       if (e > epoch - n && e <= epoch && this.sums[i]! > 0) live.push(i);
     }
     live.sort((a, b) => this.epochs[a]! - this.epochs[b]!);
-    const room = this.s.limitUsd - this.reservedUsd - usd;
+    const room = this.s.limitUsd + USD_EPSILON - this.reservedUsd - usd;
     let remaining = this.spentAt(now);
     let at = now;
     for (const i of live) {

@@ -100,11 +100,17 @@ export class PriceBook {
   }
 }
 
+/** USD of one response, input side (uncached, cache reads, cache writes) and output side (reasoning included). */
+export interface CostParts {
+  readonly inputUsd: number;
+  readonly outputUsd: number;
+}
+
 /**
- * USD of one response's usage: uncached input at the input rate, cache reads and writes at theirs,
- * output (reasoning included) at the output rate. Undefined when the usage says nothing.
+ * What one response's usage cost: uncached input at the input rate, cache reads and writes at
+ * theirs, output (reasoning included) at the output rate. Undefined when the usage says nothing.
  */
-export function costOf(price: PriceEntry, usage: TokenUsage | undefined): number | undefined {
+export function costParts(price: PriceEntry, usage: TokenUsage | undefined): CostParts | undefined {
   if (!usage || (usage.input === undefined && usage.output === undefined && usage.reasoning === undefined)) return undefined;
   const input = usage.input ?? 0;
   const cacheRead = usage.cacheRead ?? 0;
@@ -112,9 +118,16 @@ export function costOf(price: PriceEntry, usage: TokenUsage | undefined): number
   const output = usage.output ?? usage.reasoning ?? 0;
   const r = price.longContext && input > price.longContext.aboveInputTokens ? price.longContext : price;
   const uncached = Math.max(0, input - cacheRead - cacheWrite);
-  return (
-    (uncached * r.input + cacheRead * (r.cacheRead ?? r.input) + cacheWrite * (r.cacheWrite ?? r.input) + output * r.output) / TOKENS_PER_PRICE_UNIT
-  );
+  return {
+    inputUsd: (uncached * r.input + cacheRead * (r.cacheRead ?? r.input) + cacheWrite * (r.cacheWrite ?? r.input)) / TOKENS_PER_PRICE_UNIT,
+    outputUsd: (output * r.output) / TOKENS_PER_PRICE_UNIT,
+  };
+}
+
+/** USD of one response's usage (see costParts). */
+export function costOf(price: PriceEntry, usage: TokenUsage | undefined): number | undefined {
+  const c = costParts(price, usage);
+  return c && c.inputUsd + c.outputUsd;
 }
 
 /** The most a request can cost: every input token at the dearer of the input and cache-write rates, every output token. */

@@ -11,6 +11,8 @@ export interface Instruments {
   breakerTransitions: Counter;
   breakerRejections: Counter;
   fallbacks: Counter;
+  cost: Counter;
+  spendRejections: Counter;
 }
 
 /** Breaker states as the gauge reports them; one entry per key, read at collection time. */
@@ -53,6 +55,8 @@ export function getInstruments(): Instruments {
     breakerTransitions: meter.createCounter(METRIC.BREAKER_TRANSITIONS, { description: "Circuit breaker state changes." }),
     breakerRejections: meter.createCounter(METRIC.BREAKER_REJECTIONS, { description: "Calls rejected by an open breaker." }),
     fallbacks: meter.createCounter(METRIC.FALLBACKS, { description: "Calls moved to a fallback model." }),
+    cost: meter.createCounter(METRIC.COST, { unit: "{USD}", description: "Cost of GenAI calls by the price table, by token type." }),
+    spendRejections: meter.createCounter(METRIC.SPEND_REJECTIONS, { description: "Calls refused by the spend limit before sending." }),
   };
   const state = meter.createObservableGauge(METRIC.BREAKER_STATE, {
     description: "Circuit breaker state: 0 closed, 1 half_open, 2 open.",

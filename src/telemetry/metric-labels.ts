@@ -32,3 +32,28 @@ export function metricLabels(operation: string, provider: string, model: string 
   if (cache.size < MAX_CACHED) cache.set(key, labels);
   return labels;
 }
+
+export interface CostLabels {
+  readonly input: Attributes;
+  readonly output: Attributes;
+}
+const costCache = new WeakMap<MetricLabels, Map<string, CostLabels>>();
+
+/** `llm_resilience.cost` labels: the token metric's plus the model that answered; built once per pair. */
+export function costLabels(labels: MetricLabels, responseModel: string | undefined): CostLabels {
+  let byModel = costCache.get(labels);
+  if (!byModel) {
+    byModel = new Map();
+    costCache.set(labels, byModel);
+  }
+  const key = responseModel ?? "\u0001";
+  let out = byModel.get(key);
+  if (out) return out;
+  const base = responseModel === undefined ? labels.base : { ...labels.base, [ATTR.RESPONSE_MODEL]: responseModel };
+  out = {
+    input: Object.freeze({ ...base, [ATTR.TOKEN_TYPE]: "input" }),
+    output: Object.freeze({ ...base, [ATTR.TOKEN_TYPE]: "output" }),
+  };
+  if (byModel.size < MAX_CACHED) byModel.set(key, out);
+  return out;
+}

@@ -48,6 +48,11 @@ export const ATTR = {
   FALLBACK_FROM: "llm_resilience.fallback.from",
   FALLBACK_TO: "llm_resilience.fallback.to",
   FALLBACK_REASON: "llm_resilience.fallback.reason",
+  COST_USD: "llm_resilience.cost.usd",
+  SPEND_LIMIT_USD: "llm_resilience.spend.limit_usd",
+  SPEND_SPENT_USD: "llm_resilience.spend.spent_usd",
+  SPEND_ESTIMATE_USD: "llm_resilience.spend.estimate_usd",
+  SPEND_RESERVED_USD: "llm_resilience.spend.reserved_usd",
 } as const;
 
 export const EVENT = {
@@ -58,6 +63,7 @@ export const EVENT = {
   BREAKER_PROBE: "llm_resilience.breaker.probe",
   RATELIMIT_WAIT: "llm_resilience.ratelimit.wait",
   FALLBACK: "llm_resilience.fallback",
+  SPEND_REJECT: "llm_resilience.spend.reject",
 } as const;
 
 export const METRIC = {
@@ -71,6 +77,8 @@ export const METRIC = {
   BREAKER_REJECTIONS: "llm_resilience.breaker.rejections",
   FALLBACKS: "llm_resilience.fallbacks",
   STORE_DEGRADED: "llm_resilience.store.degraded",
+  COST: "llm_resilience.cost",
+  SPEND_REJECTIONS: "llm_resilience.spend.rejections",
 } as const;
 
 /** Bucket boundaries the GenAI metrics convention advises. */

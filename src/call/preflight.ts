@@ -1,0 +1,96 @@
+import { InvalidRequestError, SpendLimitError } from "../errors.js";
+import { estimateTokens } from "../policy/rate-limiter.js";
+import type { SpendDecision } from "../policy/spend-cell.js";
+import type { SpendLimit } from "../policy/spend-limit.js";
+import { worstCaseCost } from "../pricing/price-book.js";
+import { requestedOutputTokens, requestInput } from "../providers/request-size.js";
+import type { Operation, Usage } from "../providers/types.js";
+import { checkRequest, modelProblems, overflowsContext, type RequestCheck } from "../providers/validate-request.js";
+import type { CallPricing, CallRecorder, ResponseCost } from "../telemetry/call-recorder.js";
+import type { Pricing } from "./pricing.js";
+
+/** Output assumed for a request without max tokens to a model whose output limit is unknown. */
+const DEFAULT_OUTPUT_TOKENS = 32_768;
+
+/** Why a request must not leave: validation or the spend limit gives up, or the input is over the model's context window. */
+export type PreflightStop =
+  | { readonly kind: "context_overflow"; readonly error: InvalidRequestError }
+  | { readonly kind: "give_up"; readonly reason: "invalid_request" | "spend_limit"; readonly errorType: string; readonly error: Error };
+
+/**
+ * The checks before a call's first request to each model: request validation (opt-in) and the
+ * spend limit's reservation of the worst-case cost. It also prices the call's responses for its
+ * recorder, and replaces the reservation with what the call cost when it ends.
+ */
+export class Preflight implements CallPricing {
+  private readonly check: RequestCheck | undefined;
+  private hold: string | undefined;
+  private heldUsd = 0;
+  private inputTokens: number | undefined;
+
+  constructor(
+    sdk: "openai" | "anthropic",
+    private readonly op: Operation,
+    private readonly body: unknown,
+    private readonly pricing: Pricing,
+    private readonly spend: SpendLimit<any> | undefined,
+    validate: boolean,
+  ) {
+    this.check = validate ? checkRequest(sdk, op, body) : undefined;
+  }
+
+  admit(model: string | undefined, recorder: CallRecorder): PreflightStop | undefined | Promise<PreflightStop | undefined> {
+    const c = this.check;
+    if (c) {
+      const limits = model !== undefined ? this.pricing.book.limitsOf(model) : undefined;
+      const problems = c.problems.length > 0 ? c.problems : model !== undefined ? modelProblems(c, model, limits) : [];
+      if (problems.length > 0)
+        return { kind: "give_up", reason: "invalid_request", errorType: "invalid_request_error", error: new InvalidRequestError(problems) };
+      if (overflowsContext(c, limits)) {
+        const problem = `input: at least ${c.minInputTokens} tokens, above the context window of ${model} (${limits!.contextWindow})`;
+        return { kind: "context_overflow", error: new InvalidRequestError([problem], "context_length_exceeded") };
+      }
+    }
+    if (!this.spend || model === undefined) return undefined;
+    const price = this.pricing.priceOf(undefined, model);
+    if (!price) return undefined;
+    this.inputTokens ??= estimateTokens(requestInput(this.op, this.body));
+    const output = requestedOutputTokens(this.op, this.body) ?? price.maxOutputTokens ?? DEFAULT_OUTPUT_TOKENS;
+    const estimate = worstCaseCost(price, this.inputTokens, output);
+    const need = estimate - this.heldUsd;
+    if (need <= 0) return undefined;
+    const d = this.spend.reserve(need, this.hold);
+    const decided = (r: SpendDecision): PreflightStop | undefined => {
+      if (r.admitted) {
+        this.hold = r.hold;
+        this.heldUsd += need;
+        return undefined;
+      }
+      const limit = this.spend!.limitUsd;
+      recorder.spendRejected(limit, r.spentUsd, r.reservedUsd, estimate, model);
+      return {
+        kind: "give_up",
+        reason: "spend_limit",
+        errorType: "spend_limit",
+        error: new SpendLimitError(r.retryAtMs, limit, r.spentUsd, estimate, r.reservedUsd),
+      };
+    };
+    return isThenable(d) ? d.then(decided) : decided(d);
+  }
+
+  cost(usage: Usage, responseModel: string | undefined, attemptModel: string | undefined): ResponseCost | undefined {
+    return this.pricing.cost(usage, responseModel, attemptModel);
+  }
+
+  ended(totalUsd: number): void {
+    const hold = this.hold;
+    if (hold === undefined || !this.spend) return;
+    this.hold = undefined;
+    const r = this.spend.settle(hold, totalUsd);
+    if (isThenable(r)) r.catch(() => {});
+  }
+}
+
+function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === "function";
+}
