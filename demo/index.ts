@@ -16,6 +16,8 @@
  *   DEMO_LOG_FILE=<path>       where the library's pino log lines go (default: a file in the temp dir)
  *   --real                     the same traffic shape against the real APIs (needs OPENAI_API_KEY
  *                              and/or ANTHROPIC_API_KEY; no faults are injected; makes ~40 small calls)
+ *   --stack                    through the viewing stack without Docker (scripts/stack.sh up: collector,
+ *                              Jaeger, Prometheus; build it first with scripts/stack.sh build)
  */
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,10 +41,13 @@ import {
   type Totals,
 } from "./report.ts";
 import { buildStory, FALLBACKS, MODELS, prng, Scripter, type ModelSpec, type Phase } from "./story.ts";
+import { printFromJaeger, type Stack, stackUp } from "./stack.ts";
 import { startTelemetry } from "./telemetry.ts";
 
 const argv = process.argv.slice(2);
 const REAL = argv.includes("--real");
+// Before the telemetry starts: --stack points OTEL_EXPORTER_OTLP_ENDPOINT at the stack's collector.
+const STACK: Stack | undefined = argv.includes("--stack") ? stackUp() : undefined;
 const speedArg = argv.includes("--fast") ? "fast" : (process.env.DEMO_SPEED ?? "").trim().toLowerCase();
 const SCALE = speedArg === "fast" ? 0.25 : speedArg === "" || speedArg === "normal" ? 1 : Number(speedArg);
 if (!(SCALE > 0 && SCALE <= 10)) {
@@ -270,8 +275,10 @@ async function main(): Promise<void> {
   console.log("");
   if (tel.otlpEndpoint) {
     console.log(`Traces and metrics: exported over OTLP to ${tel.otlpEndpoint} (service ${process.env.OTEL_SERVICE_NAME ?? "llm-resilience-demo"}).`);
-    console.log("  With `docker compose up -d`: Jaeger http://localhost:16686 (traces arrive ~1 min late: tail sampling),");
-    console.log("  Prometheus http://localhost:9090, Grafana http://localhost:3000 (dashboard \"LLM resilience\").");
+    if (!STACK) {
+      console.log("  With `docker compose up -d`: Jaeger http://localhost:16686 (traces arrive ~1 min late: tail sampling),");
+      console.log("  Prometheus http://localhost:9090, Grafana http://localhost:3000 (dashboard \"LLM resilience\").");
+    }
     if (retried) console.log(`  A retried call:  trace ${retried.spanContext().traceId} (${retried.name})`);
     if (fellBack) console.log(`  A fallback call: trace ${fellBack.spanContext().traceId} (${fellBack.name})`);
   } else {
@@ -289,6 +296,15 @@ async function main(): Promise<void> {
     }
   }
   await tel.shutdown();
+  if (STACK) {
+    console.log("");
+    console.log(`Viewing stack (scripts/stack.sh; \`scripts/stack.sh down\` stops it):`);
+    console.log(`  Jaeger      ${STACK.jaeger}  service ${process.env.OTEL_SERVICE_NAME}; HTTP API /api/traces?service=${process.env.OTEL_SERVICE_NAME}&tags={"error":"true"}`);
+    console.log(`  Prometheus  ${STACK.prometheus}  alerts at /alerts, e.g. query sum by (error_type) (gen_ai_client_operation_duration_count)`);
+    console.log("Waiting for the collector's tail-sampling decision, then reading the calls back from Jaeger...");
+    if (retried) await printFromJaeger(STACK, retried.spanContext().traceId, "A retried call");
+    if (fellBack) await printFromJaeger(STACK, fellBack.spanContext().traceId, "A call that fell back");
+  }
   if (all.calls === 0 || all.ok === 0) {
     console.error("demo failed: no successful call was recorded");
     process.exitCode = 1;
