@@ -4,6 +4,7 @@ import { DEFAULT_BASE_DELAY_MS, DEFAULT_MAX_DELAY_MS } from "./policy/backoff.js
 import { DEFAULT_BREAKER_SETTINGS } from "./policy/breaker.js";
 import { DEFAULT_MAX_RETRY_AFTER_MS } from "./policy/retry-after.js";
 import { DEFAULT_RETRY_BUDGET_CAPACITY, DEFAULT_RETRY_COST, DEFAULT_TIMEOUT_RETRY_COST } from "./policy/retry-budget.js";
+import { DEFAULT_SPEND_WINDOW_MS } from "./policy/spend-limit.js";
 import { type PriceOverrides, priceOverridesProblem } from "./pricing/price-book.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -57,7 +58,6 @@ export interface SpendLimitOptions {
   usd: number;
   windowMs: number;
 }
-export const DEFAULT_SPEND_WINDOW_MS = 3_600_000;
 
 export interface Options extends ResilienceOptions {
   disabled: boolean;

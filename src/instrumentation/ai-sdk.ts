@@ -19,7 +19,7 @@ import { ownerOf } from "./owner-of.js";
  * the already-loaded ES module instance an application imported can be patched as well as a CommonJS one.
  */
 
-export const AI_SDK_PACKAGES = ["@ai-sdk/openai", "@ai-sdk/anthropic", "@ai-sdk/azure"] as const;
+const AI_SDK_PACKAGES = ["@ai-sdk/openai", "@ai-sdk/anthropic", "@ai-sdk/azure"] as const;
 export type AiSdkPackage = (typeof AI_SDK_PACKAGES)[number];
 
 /** The provider packages of `ai` 6 (3.x) and 7 (4.x); README "Compatibility" states the same range. */
@@ -100,7 +100,7 @@ function patchModelClass(model: any, family: AiSdkFamily): boolean {
 }
 
 /** Patches one loaded build (CommonJS exports or ES module namespace) of a provider package. */
-export function instrumentAiSdkPackage(pkg: AiSdkPackage, ns: unknown, version: string | undefined): boolean {
+function instrumentAiSdkPackage(pkg: AiSdkPackage, ns: unknown, version: string | undefined): boolean {
   if (!isSupported(version)) {
     warnOnce(
       `version:${pkg}@${version}`,

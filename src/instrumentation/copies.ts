@@ -26,7 +26,7 @@ function readJson(file: string): any {
 }
 
 /** The real folder of package `name` as Node resolves it from `fromDir`: the first node_modules/<name> up the tree. */
-export function findPackage(fromDir: string, name: string): string | undefined {
+function findPackage(fromDir: string, name: string): string | undefined {
   for (let dir = fromDir; ; dir = dirname(dir)) {
     const candidate = join(dir, "node_modules", name);
     if (existsSync(join(candidate, "package.json"))) {

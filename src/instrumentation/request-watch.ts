@@ -41,12 +41,6 @@ export function watchSdkRequests(): void {
   g.fetch = fetch;
 }
 
-/** Puts the original `fetch` back (tests). */
-export function unwatchSdkRequests(): void {
-  const g = globalThis as { fetch?: any };
-  if (g.fetch?.[kWatched]) g.fetch = g.fetch[kWatched];
-}
-
 function headerOf(headers: any, name: string): string | undefined {
   if (typeof headers.get === "function") return headers.get(name) ?? undefined;
   if (Array.isArray(headers)) {

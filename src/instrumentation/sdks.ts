@@ -12,7 +12,7 @@ export const SDK_PACKAGES = ["openai", "@anthropic-ai/sdk"] as const;
 export type SdkPackage = (typeof SDK_PACKAGES)[number];
 
 /** Supported majors; README "Compatibility" states the same ranges. */
-export const SUPPORTED: Record<SdkPackage, { min: [number, number]; belowMajor: number; range: string }> = {
+const SUPPORTED: Record<SdkPackage, { min: [number, number]; belowMajor: number; range: string }> = {
   openai: { min: [4, 0], belowMajor: 8, range: ">=4.0.0 <8" },
   "@anthropic-ai/sdk": { min: [0, 30], belowMajor: 2, range: ">=0.30.0 <2" },
 };
@@ -104,7 +104,7 @@ function kitFor(pkg: SdkPackage, sdkExports: any): SdkKit {
   };
 }
 
-export function clientClassOf(pkg: SdkPackage, sdkExports: any): any {
+function clientClassOf(pkg: SdkPackage, sdkExports: any): any {
   if (pkg === "openai") return sdkExports?.OpenAI ?? sdkExports?.default;
   return sdkExports?.BaseAnthropic ?? sdkExports?.Anthropic ?? sdkExports?.default;
 }

@@ -49,7 +49,7 @@ export const DEFAULT_BREAKER_SETTINGS: BreakerSettings = Object.freeze({
 });
 
 /** Fills defaults and rejects values the state machine cannot run with (RangeError naming the option). */
-export function resolveBreakerSettings(o: CircuitBreakerOptions<StoreMode> = {}): BreakerSettings {
+function resolveBreakerSettings(o: CircuitBreakerOptions<StoreMode> = {}): BreakerSettings {
   const d = DEFAULT_BREAKER_SETTINGS;
   const s: BreakerSettings = {
     consecutiveFailures: o.consecutiveFailures ?? d.consecutiveFailures,

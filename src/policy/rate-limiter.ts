@@ -4,7 +4,7 @@ import { localStore } from "./local-store.js";
 import { type BucketCell, isPromiseLike, type StateStore, type StoreKind, type StoreMode, type StoreResult } from "./store.js";
 
 /** The contract's `llm_resilience.ratelimit.kind`. */
-export type RateLimitKind = "requests" | "tokens";
+type RateLimitKind = "requests" | "tokens";
 
 export interface RateLimitReservation {
   /** How long to wait before sending (ms, integer). */

@@ -7,7 +7,7 @@ export const DEFAULT_RETRY_BUDGET_CAPACITY = 500;
 export const DEFAULT_RETRY_COST = 5;
 export const DEFAULT_TIMEOUT_RETRY_COST = 10;
 /** Refund for a call that succeeded without a retry. */
-export const DEFAULT_NO_RETRY_INCREMENT = 1;
+const DEFAULT_NO_RETRY_INCREMENT = 1;
 
 export type RetryKind = "normal" | "timeout";
 export type RetryBudgetDecision =

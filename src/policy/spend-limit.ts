@@ -5,9 +5,9 @@ import type { StoreKind, StoreMode, StoreResult } from "./store.js";
 
 export const DEFAULT_SPEND_WINDOW_MS = 3_600_000;
 /** The window slides in steps of windowMs / buckets (1 minute for the default hour). */
-export const DEFAULT_SPEND_BUCKETS = 60;
+const DEFAULT_SPEND_BUCKETS = 60;
 /** A hold whose call never ended (a crashed process, a stream never read) frees itself after this. */
-export const DEFAULT_SPEND_HOLD_TTL_MS = 900_000;
+const DEFAULT_SPEND_HOLD_TTL_MS = 900_000;
 
 export interface SpendLimitOptions<M extends StoreMode = "sync"> {
   limitUsd: number;

@@ -12,7 +12,7 @@ export const PRICE_TABLE_SOURCES: readonly string[] = [
 ];
 
 /** USD per million tokens. `cacheRead` / `cacheWrite` default to `input` when absent. */
-export interface ModelPrice {
+interface ModelPrice {
   readonly input: number;
   readonly output: number;
   /** OpenAI cached input, Anthropic cache hits. */
@@ -29,7 +29,7 @@ export interface ModelLimits {
 }
 
 /** Rates that replace the base ones for a request whose input is above `aboveInputTokens`. */
-export interface LongContextPrice extends ModelPrice {
+interface LongContextPrice extends ModelPrice {
   readonly aboveInputTokens: number;
 }
 

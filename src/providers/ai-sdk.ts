@@ -85,7 +85,7 @@ const BASE = { timeout: false, aborted: false, outage: false, rateLimited: false
  * How the attempt loop treats an error a provider model call threw (the same rules as for the SDKs:
  * README "Which errors are retried").
  */
-export function aiSdkFailure(family: AiSdkFamily, err: unknown): Failure {
+function aiSdkFailure(family: AiSdkFamily, err: unknown): Failure {
   const e = err as any;
   if (e?.[ATTEMPT_TIMEOUT] === true) return { ...BASE, errorType: "timeout", retryable: true, timeout: true, outage: true };
   const name = typeof e?.name === "string" ? e.name : "";
@@ -143,7 +143,7 @@ function isSocketError(e: any): boolean {
 }
 
 /** Usage in the specification v3/v4 shape ({inputTokens: {total, cacheRead, cacheWrite}, …}) or the flat v2 one. */
-export function aiSdkUsage(u: any): Usage | undefined {
+function aiSdkUsage(u: any): Usage | undefined {
   if (!u || typeof u !== "object") return undefined;
   const input = u.inputTokens;
   if (input !== null && typeof input === "object") {
