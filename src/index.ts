@@ -1,5 +1,6 @@
 import * as workerThreads from "node:worker_threads";
 import { isMainThread, type MessagePort, parentPort } from "node:worker_threads";
+import { type BreakerStatus, localBreakerStatuses, mergeFleet } from "./call/breaker-status.js";
 import { type ClientOverrides, resolveOptions, type UserOptions, validateUserOptions } from "./config.js";
 import { createRedisStore, type RedisStore, type RedisStoreOptions } from "./fleet/redis-store.js";
 import { installAiSdkRequireHook, instrumentAiSdkEsmBuilds, uninstallAiSdkRequireHook } from "./instrumentation/ai-sdk.js";
@@ -12,6 +13,7 @@ import { setStoreDegraded } from "./telemetry/instruments.js";
 import { log, setLogger } from "./telemetry/logger.js";
 import { flushProviders, prepareSdk, shutdownSdk, startSdkIfNeeded } from "./telemetry/sdk.js";
 
+export type { BreakerStatus } from "./call/breaker-status.js";
 export { withPolicies } from "./call/policy-scope.js";
 export type {
   BreakerOptions,
@@ -134,6 +136,37 @@ export async function shutdown(): Promise<void> {
   await shutdownSdk();
   // Sends batched outcomes and corrections, gives rate-limit leases back; policies go on locally.
   await fleetStore?.close();
+}
+
+/**
+ * The circuit breakers, one per key: those this process has used, and with the Redis store every
+ * breaker the fleet keeps (Redis's state wins). While Redis is unreachable: what this process last
+ * knew, and `store: "local"` where it decides on its own.
+ */
+export async function breakerStates(): Promise<BreakerStatus[]> {
+  const local = localBreakerStatuses();
+  if (!fleetStore?.usable) return local;
+  const fleet = await fleetStore.fleetBreakers().catch(() => undefined);
+  return fleet ? mergeFleet(local, fleet) : local;
+}
+
+/** A summary for a readiness or health endpoint. */
+export interface HealthSummary {
+  /** `ok`: no breaker open or half-open and the store reachable; `degraded` otherwise. */
+  readonly status: "ok" | "degraded";
+  readonly breakers: { readonly closed: number; readonly half_open: number; readonly open: number };
+  /** The breakers rejecting calls now (open) or letting only probes through (half-open). */
+  readonly unavailable: readonly BreakerStatus[];
+  readonly store: { readonly kind: "local" | "redis"; readonly degraded: boolean };
+}
+
+export async function health(): Promise<HealthSummary> {
+  const states = await breakerStates();
+  const breakers = { closed: 0, half_open: 0, open: 0 };
+  for (const b of states) breakers[b.state]++;
+  const unavailable = states.filter((b) => b.state !== "closed");
+  const store = { kind: fleetStore ? ("redis" as const) : ("local" as const), degraded: fleetStore !== undefined && !fleetStore.usable };
+  return { status: unavailable.length === 0 && !store.degraded ? "ok" : "degraded", breakers, unavailable, store };
 }
 
 /**

@@ -7,7 +7,17 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { ConfigError, DeadlineExceededError, type Decision, instrument, onDecision, register, withPolicies } from "../src/index.ts";
+import {
+  breakerStates,
+  ConfigError,
+  DeadlineExceededError,
+  type Decision,
+  health,
+  instrument,
+  onDecision,
+  register,
+  withPolicies,
+} from "../src/index.ts";
 import { type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { memoryLogger } from "./helpers/memory-logger.ts";
 import { installTestTelemetry } from "./helpers/otel.ts";
@@ -261,5 +271,45 @@ describe("onDecision: typed decision events", () => {
       offThrow();
       offReject();
     }
+  });
+});
+
+describe("breakerStates / health: state for health checks", () => {
+  test("an open breaker is listed with its key, provider, model, cooldown end and failure count; health says degraded", async () => {
+    const down = fresh("health-down");
+    const up = fresh("health-up");
+    await chat(up);
+    fake.script({ match: { model: down }, times: Infinity, action: { status: 500 } });
+    const before = Date.now();
+    await errorOf(chat(down));
+    const states = await breakerStates();
+    const d = states.find((s) => s.model === down);
+    const u = states.find((s) => s.model === up);
+    assert.ok(d && u, JSON.stringify(states));
+    assert.equal(d.state, "open");
+    assert.equal(d.provider, "openai");
+    assert.equal(d.server, `127.0.0.1:${fake.port}`);
+    assert.equal(d.key, `openai|127.0.0.1:${fake.port}|${down}`);
+    assert.equal(d.store, "local");
+    assert.ok(d.openUntil! >= before + 60_000 && d.openUntil! <= Date.now() + 60_000, String(d.openUntil));
+    assert.equal(u.state, "closed");
+    assert.equal(u.openUntil, undefined);
+    assert.equal(u.consecutiveFailures, 0);
+
+    const h = await health();
+    assert.equal(h.status, "degraded");
+    assert.ok(h.breakers.open >= 1 && h.breakers.closed >= 1);
+    assert.ok(h.unavailable.some((b) => b.key === d.key));
+    assert.ok(!h.unavailable.some((b) => b.key === u.key));
+    assert.deepEqual(h.store, { kind: "local", degraded: false });
+  });
+
+  test("a closed breaker counts its consecutive failures", async () => {
+    const model = fresh("health-count");
+    fake.script({ match: { model }, times: 2, action: { status: 500 } });
+    await errorOf(withPolicies({ maxAttempts: 2 }, () => chat(model)));
+    const s = (await breakerStates()).find((b) => b.model === model);
+    assert.equal(s?.state, "closed");
+    assert.equal(s?.consecutiveFailures, 2);
   });
 });

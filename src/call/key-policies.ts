@@ -5,7 +5,7 @@ import type { Deadline } from "../policy/deadline.js";
 import { RateLimiter, type ServerRateLimit } from "../policy/rate-limiter.js";
 import { KeyedRegistry } from "../policy/registry.js";
 import { RetryBudget } from "../policy/retry-budget.js";
-import type { BreakerTransition, StateStore, StoreKind } from "../policy/store.js";
+import type { BreakerTransition, BreakerView, StateStore, StoreKind } from "../policy/store.js";
 import type { Failure } from "../providers/classify.js";
 import { guard } from "../telemetry/call-recorder.js";
 import { BREAKER_STATE_VALUE, breakerGauge, getInstruments } from "../telemetry/instruments.js";
@@ -86,6 +86,11 @@ export class KeyPolicies {
       this.views.set(id, view);
     }
     return view;
+  }
+
+  /** The breaker's state for a health check; undefined when these policies have no breaker. */
+  breakerView(): BreakerView | undefined {
+    return this.breaker?.view();
   }
 
   /** Only closed breakers may be forgotten: evicting an open one would forget an outage. */
@@ -243,6 +248,17 @@ function parseBreakerKey(key: string): { provider: string; model: string | undef
 }
 
 const registries = new WeakMap<ResilienceOptions, { store: StateStore<any>; registry: KeyedRegistry<KeyPolicies> }>();
+/** Every registry, for health checks (one per options object: register's, each client override's); gone with its options. */
+const inUse = new Set<WeakRef<KeyedRegistry<KeyPolicies>>>();
+
+/** The policies of every key this process has called, under every options object still in use. */
+export function* knownPolicies(): IterableIterator<KeyPolicies> {
+  for (const ref of inUse) {
+    const registry = ref.deref();
+    if (!registry) inUse.delete(ref);
+    else for (const [, policies] of registry.entries()) yield policies;
+  }
+}
 
 /** The policies of `key` under these options, keeping their state in `store` (one bounded LRU registry per options object). */
 export function policiesFor(key: string, options: ResilienceOptions, store: StateStore<any>): KeyPolicies {
@@ -250,6 +266,7 @@ export function policiesFor(key: string, options: ResilienceOptions, store: Stat
   if (!r || r.store !== store) {
     r = { store, registry: new KeyedRegistry((k) => new KeyPolicies(k, options, store), { evictable: (p) => p.evictable() }) };
     registries.set(options, r);
+    inUse.add(new WeakRef(r.registry));
   }
   return r.registry.get(key);
 }

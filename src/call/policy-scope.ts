@@ -8,7 +8,9 @@ type MergedScope = Readonly<PolicyScope>;
 const KEY = Symbol.for("llm-resilience.policy-scope");
 type Holder = { [KEY]?: AsyncLocalStorage<MergedScope> };
 /** One storage per process, shared by every copy of this package. */
-const storage: AsyncLocalStorage<MergedScope> = ((globalThis as Holder)[KEY] ??= new AsyncLocalStorage<MergedScope>());
+const holder = globalThis as Holder;
+holder[KEY] ??= new AsyncLocalStorage<MergedScope>();
+const storage: AsyncLocalStorage<MergedScope> = holder[KEY];
 
 /**
  * Runs `fn` with these policy settings for every call it makes, directly or through anything it awaits
@@ -64,7 +66,10 @@ export function withScope(options: ResilienceOptions, scope: MergedScope | undef
   if (scope.breaker === false) out.breaker = false;
   if (scope.retryBudget === false) out.retryBudget = false;
   if (scope.maxRateLimitWaitMs !== undefined) out.maxRateLimitWaitMs = scope.maxRateLimitWaitMs;
-  if (!byOptions) applied.set(scope, (byOptions = new WeakMap()));
+  if (!byOptions) {
+    byOptions = new WeakMap();
+    applied.set(scope, byOptions);
+  }
   byOptions.set(options, out);
   return out;
 }

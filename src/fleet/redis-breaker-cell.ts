@@ -7,6 +7,7 @@ import type {
   BreakerSettings,
   BreakerState,
   BreakerTransition,
+  BreakerView,
   CellTransitionListener,
   StoreKind,
 } from "../policy/store.js";
@@ -90,6 +91,17 @@ export class RedisBreakerCell implements BreakerCell<"async"> {
 
   get state(): BreakerState {
     return this.fallback !== undefined && !this.host.usable ? this.fallback.state : this.cState;
+  }
+
+  view(now: number): BreakerView {
+    if (this.fallback !== undefined && !this.host.usable) return this.fallback.view(now);
+    return {
+      state: this.cState,
+      openUntil: this.cState === "open" ? Math.round(this.cOpenUntil - this.host.offset) : undefined,
+      consecutiveFailures: this.cConsecutive,
+      window: undefined,
+      store: "redis",
+    };
   }
 
   acquire(now: number): BreakerDecision | Promise<BreakerDecision> {

@@ -6,6 +6,7 @@ import type {
   BreakerSettings,
   BreakerState,
   BreakerTransition,
+  BreakerView,
   StateStore,
   StoreKind,
   StoreMode,
@@ -117,6 +118,11 @@ export class CircuitBreaker<M extends StoreMode = "sync"> {
   /** Last known state (the open → half_open move happens on the first acquire after the cooldown). */
   get state(): BreakerState {
     return this.cell.state;
+  }
+
+  /** The state for a health check, as this process knows it now. */
+  view(): BreakerView {
+    return this.cell.view(this.clock.now());
   }
 
   tryAcquire(): StoreResult<M, BreakerDecision> {

@@ -7,6 +7,7 @@ import type {
   BreakerSettings,
   BreakerState,
   BreakerTransition,
+  BreakerView,
   CellTransitionListener,
 } from "./store.js";
 
@@ -96,6 +97,16 @@ export class LocalBreakerCell implements BreakerCell<"sync"> {
       }
     }
     return undefined;
+  }
+
+  view(now: number): BreakerView {
+    return {
+      state: this.state,
+      openUntil: this.state === "open" ? this.openUntil : undefined,
+      consecutiveFailures: this.consecutive,
+      window: this.window?.totals(now),
+      store: "local",
+    };
   }
 
   toJSON(): BreakerSnapshot {

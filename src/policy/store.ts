@@ -78,9 +78,24 @@ export interface BreakerSettings {
 export type CellTransitionListener = (transition: BreakerTransition) => void;
 
 /** One breaker key's state. Contract: every allowed `acquire` is followed by exactly one `record`. */
+/** What a health check sees of one breaker, as this process knows it now. */
+export interface BreakerView {
+  readonly state: BreakerState;
+  /** End of the cooldown (epoch ms, this process's clock) while open; undefined otherwise. */
+  readonly openUntil: number | undefined;
+  /** Counted failures in a row while closed. */
+  readonly consecutiveFailures: number;
+  /** Calls and failures in the ratio window, when the ratio is on. */
+  readonly window: { readonly calls: number; readonly failures: number } | undefined;
+  /** Which store's state this is (`local` also for a Redis breaker deciding locally while Redis is unusable). */
+  readonly store: StoreKind;
+}
+
 export interface BreakerCell<M extends StoreMode> {
   /** Last known state; synchronous for every store. open → half_open happens on the next acquire. */
   readonly state: BreakerState;
+  /** The state for a health check: synchronous, from what this process knows. */
+  view(now: number): BreakerView;
   acquire(now: number): StoreResult<M, BreakerDecision>;
   /** Resolves with the transition this outcome caused, if any. */
   record(now: number, outcome: BreakerOutcome, probe: boolean): StoreResult<M, BreakerTransition | undefined>;

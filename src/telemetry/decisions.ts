@@ -2,7 +2,7 @@ import type { Attributes, Span } from "@opentelemetry/api";
 import { reportOnce } from "./logger.js";
 import { ATTR, EVENT } from "./semconv.js";
 
-/** The call a decision was made for. Absent on a transition no call of this process caused. */
+/** The call a decision was made for. */
 export interface DecisionCall {
   readonly provider: string;
   readonly operation: string;
@@ -29,12 +29,10 @@ export type GiveUpReason =
   | "spend_limit"
   | "invalid_request";
 
-interface Base<T extends string> {
+interface OfCall<T extends string> {
   readonly type: T;
   /** Epoch ms. */
   readonly time: number;
-}
-interface OfCall<T extends string> extends Base<T> {
   readonly call: DecisionCall;
 }
 
@@ -49,14 +47,12 @@ export interface GiveUpDecision extends OfCall<"give_up"> {
   readonly reason: GiveUpReason;
   readonly errorType: string;
 }
-export interface BreakerTransitionDecision extends Base<"breaker.transition"> {
+export interface BreakerTransitionDecision extends OfCall<"breaker.transition"> {
   readonly key: string;
   readonly from: BreakerStateName;
   readonly to: BreakerStateName;
   /** Which store decided. */
   readonly store: "local" | "redis";
-  /** The call that caused it; undefined when another process did (learnt from the fleet store). */
-  readonly call: DecisionCall | undefined;
 }
 export interface BreakerRejectDecision extends OfCall<"breaker.reject"> {
   readonly key: string;
@@ -138,7 +134,9 @@ type Entry = { types: ReadonlySet<DecisionType> | undefined; listener: (d: Decis
 const KEY = Symbol.for("llm-resilience.decision-listeners");
 type Holder = { [KEY]?: Set<Entry> };
 /** Shared by every copy of this package in the process, as the runtime is. */
-const entries: Set<Entry> = ((globalThis as Holder)[KEY] ??= new Set());
+const holder = globalThis as Holder;
+holder[KEY] ??= new Set();
+const entries: Set<Entry> = holder[KEY];
 
 /** True when code listens: the recorder builds no payload otherwise. */
 export function hasDecisionListeners(): boolean {
@@ -175,12 +173,12 @@ function callOf(src: DecisionSource, key: string | undefined): DecisionCall {
 }
 
 /** Delivers the decision a span event records to the listeners (call it only when there are some). */
-export function emitDecision(eventName: string, attributes: Attributes, src: DecisionSource | undefined): void {
+export function emitDecision(eventName: string, attributes: Attributes, src: DecisionSource): void {
   const build = FROM_EVENT[eventName];
   if (!build) return;
   const fields = build(attributes);
   const key = typeof attributes[ATTR.BREAKER_KEY] === "string" ? (attributes[ATTR.BREAKER_KEY] as string) : undefined;
-  const decision = { ...fields, time: Date.now(), call: src ? callOf(src, key) : undefined } as Decision;
+  const decision = { ...fields, time: Date.now(), call: callOf(src, key) } as Decision;
   deliver(decision);
 }
 
