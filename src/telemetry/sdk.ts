@@ -1,11 +1,20 @@
 import { type DiagLogger, DiagLogLevel, diag, metrics, trace } from "@opentelemetry/api";
-import { reportOnce } from "./logger.js";
+import { nextConnectionFailure } from "./collector-watch.js";
+import { log, reportOnce } from "./logger.js";
+import type { OwnSdk } from "./own-sdk.js";
 
-type Sdk = { start(): void; shutdown(): Promise<void> };
-
-let sdk: Sdk | undefined;
+/**
+ * Our OpenTelemetry set-up for an application that has none, in two steps. `prepareSdk` (at register)
+ * builds the providers and exporters, so that no call pays for it; `startSdkIfNeeded` (on the next
+ * turn of the event loop, or at the first call if that comes sooner) makes them the global ones —
+ * unless the application registered its own tracer provider in the meantime: then ours are dropped
+ * unused and our spans go to the application's.
+ */
+let prepared: OwnSdk | undefined;
+let sdk: OwnSdk | undefined;
 let shutdownPromise: Promise<void> | undefined;
 let exitHandlersInstalled = false;
+let unsentReported = false;
 
 type Flushable = { forceFlush?: () => Promise<void> };
 
@@ -23,6 +32,8 @@ export function hasTracerProvider(): boolean {
 export function hasMeterProvider(): boolean {
   return metrics.getMeterProvider()?.constructor?.name !== "NoopMeterProvider";
 }
+
+const sdkDisabled = () => /^true$/i.test(process.env.OTEL_SDK_DISABLED?.trim() ?? "");
 
 /** Forwards the OTel SDK's own errors (exporter down, …) to our logger, once per kind of message. */
 function installDiagLogger(): void {
@@ -42,54 +53,51 @@ function installDiagLogger(): void {
 }
 
 /**
- * Starts the OpenTelemetry Node SDK from the standard OTEL_* variables, unless the application has
- * registered its own providers (then we only add our instrumentation to them).
+ * Builds our providers and exporters from the OTEL_* variables, not yet global. Nothing is built when
+ * the application has registered a tracer provider already, or OTEL_SDK_DISABLED=true.
  */
-export function startSdkIfNeeded(): "started" | "app-owned" | "disabled" {
-  if (sdk) return "started";
-  if (hasTracerProvider()) return "app-owned";
-  if (/^true$/i.test(process.env.OTEL_SDK_DISABLED ?? "")) return "disabled";
+export function prepareSdk(): void {
+  if (prepared || sdk || hasTracerProvider() || sdkDisabled()) return;
   try {
     if (!process.env.OTEL_LOG_LEVEL) installDiagLogger();
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { NodeSDK } = require("@opentelemetry/sdk-node") as typeof import("@opentelemetry/sdk-node");
-    const config: Record<string, unknown> = { instrumentations: [] };
-    // We emit no OTel log records; don't stand up an idle OTLP log exporter unless asked to.
-    if (!process.env.OTEL_LOGS_EXPORTER) config.logRecordProcessors = [];
-    if (hasMeterProvider()) config.metricReaders = [];
-    boundMetricRequestTimeout();
-    sdk = new NodeSDK(config) as Sdk;
-    sdk.start();
-    installExitHandlers();
-    return "started";
+    const { buildOwnSdk } = require("./own-sdk.js") as typeof import("./own-sdk.js");
+    prepared = buildOwnSdk({ metrics: !hasMeterProvider() });
   } catch (err) {
     reportOnce("could not start the OpenTelemetry SDK; spans and metrics are not exported", err);
-    return "disabled";
   }
 }
 
-const OTLP_DEFAULT_TIMEOUT_MS = 10_000;
-
 /**
- * With a metric export interval at or below the OTLP request timeout (10 s unless set), failing
- * periodic exports overlap: a hanging or refusing collector then keeps a request pending at every
- * moment, the event loop never drains, and a process whose work is done never reaches beforeExit —
- * it never ends. The metric reader gives up on an export after one interval anyway, so unless the
- * user set a metrics-specific timeout, keep each metrics request shorter than the interval.
+ * Makes our prepared set-up the global one, unless the application has registered its own tracer
+ * provider (then ours is dropped and we only add our spans and metrics to the application's).
  */
-function boundMetricRequestTimeout(env: NodeJS.ProcessEnv = process.env): void {
-  if (env.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT?.trim()) return;
-  const interval = Number(env.OTEL_METRIC_EXPORT_INTERVAL?.trim() || 60_000);
-  const timeout = Number(env.OTEL_EXPORTER_OTLP_TIMEOUT?.trim() || OTLP_DEFAULT_TIMEOUT_MS);
-  if (!(interval > 0) || !(timeout > 0)) return;
-  const bound = Math.max(1, Math.floor(interval * 0.8));
-  if (bound < timeout) env.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = String(bound);
+export function startSdkIfNeeded(): "started" | "app-owned" | "disabled" {
+  if (sdk) return "started";
+  if (hasTracerProvider()) {
+    void prepared?.discard();
+    prepared = undefined;
+    return "app-owned";
+  }
+  prepareSdk();
+  if (!prepared) return "disabled";
+  sdk = prepared;
+  prepared = undefined;
+  try {
+    sdk.install();
+  } catch (err) {
+    reportOnce("could not start the OpenTelemetry SDK; spans and metrics are not exported", err);
+  }
+  installExitHandlers();
+  return "started";
 }
 
-/** Flushes and stops the SDK we started (idempotent). */
+/** Flushes and stops the SDK we started (idempotent), then says how many spans could not be sent. */
 export function shutdownSdk(): Promise<void> {
   if (!sdk) return Promise.resolve();
-  shutdownPromise ??= sdk.shutdown().catch((err) => reportOnce("OpenTelemetry shutdown failed", err));
+  shutdownPromise ??= sdk
+    .shutdown()
+    .catch((err) => reportOnce("OpenTelemetry shutdown failed", err))
+    .then(() => reportUnsent());
   return shutdownPromise;
 }
 
@@ -100,43 +108,68 @@ export async function flushProviders(): Promise<void> {
   await Promise.allSettled([delegate?.forceFlush?.(), mp?.forceFlush?.()]);
 }
 
+/** One warning, the first time there is something to say: the spans that never reached the collector. */
+function reportUnsent(reason?: string): void {
+  if (unsentReported || !sdk) return;
+  for (const ledger of sdk.ledgers) {
+    if (ledger.unsent === 0) continue;
+    unsentReported = true;
+    const why = reason ?? ledger.lastError ?? "the export did not finish";
+    try {
+      log().warn(
+        { spans: ledger.unsent, endpoint: ledger.endpoint, reason: why },
+        `llm-resilience: ${ledger.unsent} spans could not be sent to ${ledger.endpoint}: ${why}`,
+      );
+    } catch {
+      // a broken logger must not break the exit either
+    }
+  }
+}
+
 const FLUSH_LIMIT_MS = 5_000;
 
-/** Resolves when `p` settles or after FLUSH_LIMIT_MS, with `true` when the limit was hit. */
-function withLimit(p: Promise<void>): Promise<boolean> {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(true), FLUSH_LIMIT_MS);
-    t.unref();
-    p.finally(() => {
-      clearTimeout(t);
-      resolve(false);
-    });
-  });
+/**
+ * The flush at exit, bounded: it ends when the SDK has shut down, after FLUSH_LIMIT_MS (a collector
+ * that does not answer), or at once when a connection to the collector fails (down: the exporters
+ * would otherwise retry with back-off for their whole timeout). Resolves with whether it finished.
+ */
+async function flushAtExit(): Promise<boolean> {
+  const failure = nextConnectionFailure();
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    shutdownSdk().then(() => ({ done: true as const })),
+    failure.failed.then((reason) => ({ done: false as const, reason })),
+    new Promise<{ done: false; reason: string }>((resolve) => {
+      timer = setTimeout(() => resolve({ done: false, reason: `no answer from the collector within ${FLUSH_LIMIT_MS / 1000} s` }), FLUSH_LIMIT_MS);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+  failure.cancel();
+  if (!outcome.done) reportUnsent(outcome.reason);
+  return outcome.done;
 }
 
 /**
  * Spans are flushed when the process ends on its own (beforeExit), and on SIGTERM/SIGINT. On a signal
  * we flush, then let the default action happen unless the application handles the signal itself.
- * Either way the flush holds the process for at most FLUSH_LIMIT_MS.
+ * A flush cut short (collector down or silent) ends the exit the application began.
  */
 function installExitHandlers(): void {
   if (exitHandlersInstalled) return;
   exitHandlersInstalled = true;
   process.once("beforeExit", () => {
-    // The exporters' pending requests keep the process alive; a dead or hanging collector would hold
-    // it for the whole export timeout and retries. Past the limit, finish the exit the app began.
-    void withLimit(shutdownSdk()).then((timedOut) => {
-      if (timedOut) process.exit();
+    void flushAtExit().then((done) => {
+      if (!done) process.exit();
     });
   });
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     const onSignal = () => {
       process.removeListener(signal, onSignal);
-      void withLimit(shutdownSdk()).then(() => {
+      void flushAtExit().then(() => {
         if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
       });
     };
     process.on(signal, onSignal);
   }
 }
-
