@@ -9,6 +9,7 @@ import { total, type MetricPoint, type SpanCollector } from "./telemetry.ts";
 const M = {
   duration: "gen_ai.client.operation.duration",
   tokens: "gen_ai.client.token.usage",
+  cost: "llm_resilience.cost",
   attempts: "llm_resilience.attempts",
   retries: "llm_resilience.retries",
   state: "llm_resilience.breaker.state",
@@ -21,6 +22,11 @@ const MODEL = "gen_ai.request.model";
 
 const hrMs = (t: HrTime) => t[0] * 1e3 + t[1] / 1e6;
 export const spanMs = (s: ReadableSpan) => hrMs(s.duration);
+
+/** USD with 4 decimals (a demo call costs fractions of a cent). */
+export function fmtUsd(usd: number): string {
+  return `$${usd.toFixed(4)}`;
+}
 
 export function fmtDuration(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms)) return "-";
@@ -113,6 +119,7 @@ export function summaryTable(points: MetricPoint[], collector: SpanCollector): s
     const t = totals(points, match);
     const tokIn = total(points, M.tokens, { ...match, "gen_ai.token.type": "input" }, "sum");
     const tokOut = total(points, M.tokens, { ...match, "gen_ai.token.type": "output" }, "sum");
+    const cost = total(points, M.cost, match);
     return [
       label,
       model,
@@ -124,6 +131,7 @@ export function summaryTable(points: MetricPoint[], collector: SpanCollector): s
       String(t.rejections),
       String(t.fallbacks),
       `${tokIn}/${tokOut}`,
+      fmtUsd(cost),
       fmtDuration(quantile(lat, 0.5)),
       fmtDuration(quantile(lat, 0.95)),
     ];
@@ -136,10 +144,10 @@ export function summaryTable(points: MetricPoint[], collector: SpanCollector): s
       rows.push(rowFor(provider, model, { [PROVIDER]: provider, [MODEL]: model }, latencies((s) => s.attributes[PROVIDER] === provider && s.attributes[MODEL] === model)));
     }
     rows.push(rowFor(provider, "(all)", { [PROVIDER]: provider }, latencies((s) => s.attributes[PROVIDER] === provider)));
-    rows.push(new Array(12).fill(""));
+    rows.push(new Array(13).fill(""));
   }
   rows.pop();
-  const headers = ["provider", "model", "calls", "ok", "attempts", "retries", "breaker", "rejected", "fallbacks", "tokens in/out", "p50", "p95"];
+  const headers = ["provider", "model", "calls", "ok", "attempts", "retries", "breaker", "rejected", "fallbacks", "tokens in/out", "cost", "p50", "p95"];
   return table(headers, rows, 2);
 }
 
@@ -147,6 +155,7 @@ export const SUMMARY_LEGEND =
   "calls/ok and tokens: logical calls by the model the caller asked for (gen_ai.client.operation.duration, gen_ai.client.token.usage);\n" +
   "attempts/retries: HTTP attempts by the model they went to (llm_resilience.attempts/.retries); breaker: state transitions,\n" +
   "rejected: calls an open breaker turned away, fallbacks: calls moved off this model (llm_resilience.breaker.*, .fallbacks);\n" +
+  "cost: USD by the bundled price table for the calls that asked for this model, whichever model answered (llm_resilience.cost);\n" +
   "p50/p95: durations of the logical spans (every attempt and wait included).";
 
 /** Breaker transitions in the order the spans recorded them (events on the logical spans). */

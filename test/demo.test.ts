@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
 
@@ -64,7 +64,9 @@ function tableRows(stdout: string): Record<string, string>[] {
 }
 
 function totalsLine(stdout: string): Record<string, number> {
-  const m = /^Totals: calls (\d+) \(ok (\d+)\), attempts (\d+), retries (\d+), fallbacks (\d+), rejected (\d+), breaker transitions (\d+)$/m.exec(stdout);
+  const m = /^Totals: calls (\d+) \(ok (\d+)\), attempts (\d+), retries (\d+), fallbacks (\d+), rejected (\d+), breaker transitions (\d+)$/m.exec(
+    stdout,
+  );
   assert.ok(m, "Totals line");
   const [, calls, ok, attempts, retries, fallbacks, rejected, transitions] = m.map(Number);
   return { calls: calls!, ok: ok!, attempts: attempts!, retries: retries!, fallbacks: fallbacks!, rejected: rejected!, transitions: transitions! };
@@ -78,7 +80,12 @@ test("the demo plays the whole story in fast mode and prints the summary and the
   let logLines: any[];
   try {
     r = await runDemo({ DEMO_SPEED: "fast", DEMO_LOG_FILE: logFile });
-    logLines = existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)) : [];
+    logLines = existsSync(logFile)
+      ? readFileSync(logFile, "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+      : [];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -107,6 +114,8 @@ test("the demo plays the whole story in fast mode and prints the summary and the
     assert.ok(x, `row ${p} ${m}\n${out}`);
     assert.ok(Number(x.calls) > 0 && Number(x.ok) > 0, `${p} ${m} has successful calls`);
     assert.match(x["tokens in/out"]!, /^[1-9]\d*\/[1-9]\d*$/);
+    assert.match(x.cost!, /^\$\d+\.\d{4}$/);
+    assert.ok(Number(x.cost!.slice(1)) > 0, `${p} ${m} is priced: ${x.cost}`);
     assert.match(x.p50!, /^\d+(ms|\.\d\ds)$/);
     assert.match(x.p95!, /^\d+(ms|\.\d\ds)$/);
   }
@@ -128,7 +137,10 @@ test("the demo plays the whole story in fast mode and prints the summary and the
   assert.equal(Number(seen[1]) + Number(seen[2]), t.calls);
 
   // One pino line per logical call, with its trace id.
-  assert.ok(out.split("\n").some((l) => l.startsWith("Logs: ") && l.endsWith(` in ${logFile}`)), "says where the logs went");
+  assert.ok(
+    out.split("\n").some((l) => l.startsWith("Logs: ") && l.endsWith(` in ${logFile}`)),
+    "says where the logs went",
+  );
   const callLines = logLines.filter((l) => l.msg === "llm call" || l.msg === "llm call failed");
   assert.equal(callLines.length, t.calls, "a log line per call");
   assert.ok(callLines.every((l) => /^[0-9a-f]{32}$/.test(l.trace_id)));
@@ -148,7 +160,10 @@ test("the demo plays the whole story in fast mode and prints the summary and the
   assert.match(rootLine!, /^chat \S+ +CLIENT +\d+(ms|\.\d\ds) +gen_ai\.provider\.name=\w+ llm_resilience\.attempts=[2-9]/);
   assert.match(traceLine!, /trace_id=[0-9a-f]{32}$/);
   assert.match(rest[0]!, /^├─ chat \S+ attempt +INTERNAL .*attempt\.number=1 .*error\.type=\S+/);
-  assert.match(rest[1]!, /^│ +\(event on parent, \+\d+ms\) llm_resilience\.retry +attempt\.number=1 delay_ms=\d+ delay_source=(retry-after-ms|retry-after|backoff)/);
+  assert.match(
+    rest[1]!,
+    /^│ +\(event on parent, \+\d+ms\) llm_resilience\.retry +attempt\.number=1 delay_ms=\d+ delay_source=(retry-after-ms|retry-after|backoff)/,
+  );
   assert.match(tree, /^└─ chat \S+ attempt +INTERNAL .*attempt\.number=\d http\.request\.resend_count=\d .*http\.response\.status_code=200/m);
   assert.match(out, /Span tree of a call that fell back:[\s\S]*llm_resilience\.fallback +from=\S+ to=\S+ reason=\w+/);
 });

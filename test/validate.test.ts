@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { InvalidRequestError, type RegisterOptions, register } from "../src/index.ts";
+import { InvalidRequestError, instrument, type RegisterOptions, register } from "../src/index.ts";
 import { type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { CORPUS, type Outcome, rulesFor, runCorpus } from "./fixtures/reliability/corpus.ts";
 import { installTestTelemetry } from "./helpers/otel.ts";
@@ -93,6 +93,14 @@ describe("the 400s the seeds list are refused before sending", () => {
       () => anthropic.messages.create({ model: "claude-haiku-4-5", max_tokens: 10, messages: [{ role: "user", content: 42 } as any] }),
       /must be a string or an array of content blocks/,
     ));
+});
+
+test("validation per client: instrument(client, { validate: true }) with validation off elsewhere", async () => {
+  setup({ validate: false });
+  const checked = instrument(new OpenAI({ apiKey: "sk-test", baseURL: fake.openaiBaseURL, maxRetries: 0 }), { validate: true });
+  await refused(() => checked.chat.completions.create({ model: "gpt-4o", messages: [] }), /must not be empty/);
+  await openai.chat.completions.create({ model: "gpt-4o", messages: [] });
+  assert.equal(fake.requests.length, 1, "the other client's request is sent");
 });
 
 describe("an input above the model's context window", () => {
