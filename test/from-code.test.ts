@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
+import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { generateText } from "ai";
 import OpenAI from "openai";
 import {
   breakerStates,
@@ -157,6 +159,20 @@ describe("withPolicies: scoped overrides", () => {
     const [, second] = tel.logical();
     const giveUp = second!.events.find((e) => e.name === "llm_resilience.give_up");
     assert.equal(giveUp?.attributes?.["llm_resilience.give_up.reason"], "deadline");
+  });
+
+  test("the AI SDK: a scope's fallbacks and attempts apply to generateText", async () => {
+    const model = fresh("ai-sdk");
+    const provider = createOpenAI({ apiKey: "sk-test", baseURL: fake.openaiBaseURL });
+    fake.script({ match: { model }, times: Infinity, action: { status: 503 } });
+    const scoped = await errorOf(
+      withPolicies({ maxAttempts: 1, fallbacks: { [model]: ["gpt-4o-mini"] } }, () =>
+        generateText({ model: provider.chat(model), prompt: "hi", maxRetries: 2 }),
+      ),
+    );
+    assert.equal(scoped, undefined, "the scope's fallback answered");
+    assert.equal(sentFor(model), 1, "one attempt on the primary model, as the scope says");
+    assert.equal(sentFor("gpt-4o-mini"), 1);
   });
 
   test("a bad setting throws ConfigError naming it, before the function runs", () => {

@@ -21,7 +21,8 @@ import { SCOPE } from "../version.js";
 import { observePartStream, type PartStreamWatcher } from "./ai-sdk-stream.js";
 import { type LoopInput, type LoopResult, type RequestProps, resumeAfterStreamFailure, runAttempts } from "./attempt-loop.js";
 import { endWhenDropped, type StreamOwner } from "./dropped-streams.js";
-import { breakerKey, type KeyPolicies, policiesFor } from "./key-policies.js";
+import { breakerKey, type KeyPolicies, policiesForCall } from "./key-policies.js";
+import { currentScope, withScope } from "./policy-scope.js";
 import type { StreamOutcome } from "./stream-observer.js";
 
 /** One call of a provider model's `doGenerate` / `doStream` / `doEmbed`, as the AI SDK made it. */
@@ -144,7 +145,7 @@ class AiSdkCall implements LoopInput, StreamOwner {
     this.op = aiSdkOperation(providerId, site.method);
     this.adapter = aiSdkAdapters[site.family];
     this.provider = aiSdkProviderName(site.family, providerId);
-    this.options = rt.options;
+    this.options = withScope(rt.options, currentScope());
     this.server = serverOf(site.model);
     const modelId = typeof site.model?.modelId === "string" ? site.model.modelId : undefined;
     const request: AiSdkRequest = { modelId, options: o, method: site.method };
@@ -188,7 +189,7 @@ class AiSdkCall implements LoopInput, StreamOwner {
   }
 
   policiesFor(model: string | undefined): KeyPolicies {
-    return policiesFor(breakerKey(this.provider, this.server.address, this.server.port, model), this.options, this.rt.store);
+    return policiesForCall(breakerKey(this.provider, this.server.address, this.server.port, model), this.options, this.rt.store);
   }
 
   /** What `fetch` rejects with when the caller's signal aborts: the signal's reason. */

@@ -4,11 +4,9 @@ import type { Operation, ProviderAdapter } from "../providers/types.js";
 import type { Attempt, CallRecorder } from "../telemetry/call-recorder.js";
 import type { LoopInput, RequestProps } from "./attempt-loop.js";
 import type { ClientInfo } from "./client-info.js";
-import { breakerKey, type KeyPolicies, policiesFor } from "./key-policies.js";
-import { stateOwner } from "./policy-scope.js";
+import { breakerKey, type KeyPolicies, policiesForCall } from "./key-policies.js";
 import type { Preflight } from "./preflight.js";
-import { withRetryCount } from "./retry-count-header.js";
-import { kCall, type SdkKit } from "./sdk-kit.js";
+import { kCall, type SdkAttempts, type SdkKit } from "./sdk-kit.js";
 
 export interface CallLoopSettings {
   recorder: CallRecorder;
@@ -27,8 +25,8 @@ export interface CallLoopSettings {
   client: ClientInfo;
   /** The SDK's request options for this call. */
   sdkOptions: any;
-  /** The SDK's makeRequest for one attempt. */
-  sendOnce: (inner: any) => Promise<RequestProps>;
+  /** The client's own request machinery, one attempt at a time. */
+  sdk: SdkAttempts;
 }
 
 /** What the attempt loop needs from one call: its settings, and how to send one attempt through the SDK. */
@@ -44,6 +42,8 @@ export class CallLoop implements LoopInput {
   readonly contextFallbacks: readonly string[];
   readonly estimatedTokens: number;
   readonly preflight: Preflight | undefined;
+  /** The options every attempt sends (see SdkAttempts): the caller's, adjusted per attempt. */
+  private inner: any;
 
   constructor(private readonly s: CallLoopSettings) {
     this.recorder = s.recorder;
@@ -61,11 +61,7 @@ export class CallLoop implements LoopInput {
 
   policiesFor(model: string | undefined): KeyPolicies {
     const c = this.s.client;
-    const owner = stateOwner(this.options);
-    const policies = policiesFor(breakerKey(c.provider, c.address, c.port, model), owner, this.s.store);
-    if (owner === this.options) return policies;
-    // A `withPolicies` scope may turn the breaker or the retry budget off for this call.
-    return policies.without(this.options.breaker === false && owner.breaker !== false, this.options.retryBudget === false && owner.retryBudget !== false);
+    return policiesForCall(breakerKey(c.provider, c.address, c.port, model), this.options, this.s.store);
   }
 
   abortError(): Error {
@@ -74,12 +70,21 @@ export class CallLoop implements LoopInput {
 
   send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps> {
     const options = this.s.sdkOptions;
-    const inner: any = { ...options, [kCall]: undefined, maxRetries: 0 };
+    const inner = (this.inner ??= { ...options, [kCall]: undefined });
+    // The SDK numbers an attempt maxRetries - retriesRemaining, and sends each with none remaining: it
+    // builds X-Stainless-Retry-Count itself, honouring the caller's value or null as its own loop does.
+    inner.maxRetries = attempt.number - 1;
     // Only when ours is shorter than what the SDK applies anyway: an explicit timeout also makes
     // openai send an X-Stainless-Timeout header the application never asked for.
     if (timeoutMs !== undefined && timeoutMs !== this.sdkTimeoutMs) inner.timeout = Math.max(1, Math.floor(timeoutMs));
-    if (model !== this.model && model !== undefined) inner.body = this.adapter.withModel(this.s.op, options.body, model);
-    if (attempt.number > 1) inner.headers = withRetryCount(inner.headers, String(attempt.number - 1));
-    return this.recorder.within(attempt, this.s.sendOnce, inner);
+    else if ("timeout" in options) inner.timeout = options.timeout;
+    else delete inner.timeout;
+    inner.body = model !== this.model && model !== undefined ? this.adapter.withModel(this.s.op, options.body, model) : options.body;
+    const first = attempt.number === 1;
+    return this.recorder.within(attempt, (o) => this.s.sdk.send(o, first), inner);
+  }
+
+  wouldRetry(err: unknown): Promise<boolean | undefined> | undefined {
+    return this.inner === undefined ? undefined : this.s.sdk.wouldRetry(this.inner, err);
   }
 }

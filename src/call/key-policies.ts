@@ -11,6 +11,7 @@ import { guard } from "../telemetry/call-recorder.js";
 import { BREAKER_STATE_VALUE, breakerGauge, getInstruments } from "../telemetry/instruments.js";
 import { log } from "../telemetry/logger.js";
 import { ATTR } from "../telemetry/semconv.js";
+import { stateOwner } from "./policy-scope.js";
 
 /** `transition`: the state change this admission itself caused (open → half_open), for the call's span. */
 export type Admission =
@@ -258,6 +259,17 @@ export function* knownPolicies(): IterableIterator<KeyPolicies> {
     if (!registry) inUse.delete(ref);
     else for (const [, policies] of registry.entries()) yield policies;
   }
+}
+
+/**
+ * The policies a call runs under: those of its options' owner (a `withPolicies` scope never has state
+ * of its own), less what the scope turned off for its calls.
+ */
+export function policiesForCall(key: string, options: ResilienceOptions, store: StateStore<any>): KeyPolicies {
+  const owner = stateOwner(options);
+  const policies = policiesFor(key, owner, store);
+  if (owner === options) return policies;
+  return policies.without(options.breaker === false && owner.breaker !== false, options.retryBudget === false && owner.retryBudget !== false);
 }
 
 /** The policies of `key` under these options, keeping their state in `store` (one bounded LRU registry per options object). */

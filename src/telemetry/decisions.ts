@@ -109,11 +109,11 @@ const FROM_EVENT: Record<string, (a: Attributes) => Record<string, unknown> & { 
   [EVENT.BREAKER_PROBE]: (a) => ({ type: "breaker.probe", key: a[ATTR.BREAKER_KEY] }),
   [EVENT.RATELIMIT_WAIT]: (a) => ({ type: "ratelimit.wait", kind: a[ATTR.RATELIMIT_KIND], waitMs: a[ATTR.RATELIMIT_WAIT_MS] }),
   [EVENT.FALLBACK]: (a) => ({ type: "fallback", from: a[ATTR.FALLBACK_FROM], to: a[ATTR.FALLBACK_TO], reason: a[ATTR.FALLBACK_REASON] }),
-  "llm_resilience.spend.reject": (a) => ({
+  [EVENT.SPEND_REJECT]: (a) => ({
     type: "spend.reject",
-    limitUsd: a["llm_resilience.spend.limit_usd"],
-    spentUsd: a["llm_resilience.spend.spent_usd"],
-    estimateUsd: a["llm_resilience.spend.estimate_usd"],
+    limitUsd: a[ATTR.SPEND_LIMIT_USD],
+    spentUsd: a[ATTR.SPEND_SPENT_USD],
+    estimateUsd: a[ATTR.SPEND_ESTIMATE_USD],
   }),
 };
 
