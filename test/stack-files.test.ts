@@ -204,6 +204,8 @@ const CONTRACT_INSTRUMENTS = [
   "llm_resilience.breaker.transitions",
   "llm_resilience.breaker.rejections",
   "llm_resilience.fallbacks",
+  "llm_resilience.cost",
+  "llm_resilience.spend.rejections",
 ];
 
 const CONTRACT_METRICS = [
