@@ -1,7 +1,7 @@
 import type { SpendCell, SpendDecision, SpendSettings, SpendStore } from "./spend-cell.js";
 
 /** Sums of float amounts drift by far less than this; a call that fits exactly is admitted. */
-export const USD_EPSILON = 1e-9;
+const USD_EPSILON = 1e-9;
 
 interface Hold {
   usd: number;

@@ -10,7 +10,7 @@ export interface TokenUsage {
 }
 
 /** One model's entry of LLM_RESILIENCE_PRICES / the `prices` option; given fields replace the bundled ones. */
-export interface PriceOverride {
+interface PriceOverride {
   input?: number;
   output?: number;
   cacheRead?: number;
