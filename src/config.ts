@@ -374,7 +374,8 @@ export function validatePolicyScope(scope: PolicyScope): void {
     if (v !== undefined && v !== false) checkFallbackMap(`${where} ${k}`, v);
   }
   for (const k of ["breaker", "retryBudget"] as const) {
-    if (scope[k] !== undefined && scope[k] !== false) throw new ConfigError(`${where} ${k}`, "false (a scope can turn it off, not reconfigure it)", scope[k]);
+    if (scope[k] !== undefined && scope[k] !== false)
+      throw new ConfigError(`${where} ${k}`, "false (a scope can turn it off, not reconfigure it)", scope[k]);
   }
   const base = scope.baseDelayMs;
   const max = scope.maxDelayMs;

@@ -70,7 +70,8 @@ export class CallLoop implements LoopInput {
 
   send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps> {
     const options = this.s.sdkOptions;
-    const inner = (this.inner ??= { ...options, [kCall]: undefined });
+    this.inner ??= { ...options, [kCall]: undefined };
+    const inner = this.inner;
     // The SDK numbers an attempt maxRetries - retriesRemaining, and sends each with none remaining: it
     // builds X-Stainless-Retry-Count itself, honouring the caller's value or null as its own loop does.
     inner.maxRetries = attempt.number - 1;

@@ -1,4 +1,4 @@
-export class RedisStoreTimeoutError extends Error {
+class RedisStoreTimeoutError extends Error {
   constructor(ms: number) {
     super(`Redis command timed out after ${ms} ms`);
     this.name = "RedisStoreTimeoutError";
