@@ -5,6 +5,7 @@ import { type ClientOverrides, resolveOptions, type UserOptions, validateUserOpt
 import { createRedisStore, type RedisStore, type RedisStoreOptions } from "./fleet/redis-store.js";
 import { installAiSdkRequireHook, instrumentAiSdkEsmBuilds, uninstallAiSdkRequireHook } from "./instrumentation/ai-sdk.js";
 import { installEsmHook, installRequireHook, instrumentEsmBuilds, uninstallRequireHook } from "./instrumentation/hooks.js";
+import { watchSdkEvaluation } from "./instrumentation/evaluation-probe.js";
 import { watchSdkRequests } from "./instrumentation/request-watch.js";
 import { instrumentClientObject } from "./instrumentation/sdks.js";
 import { localStore } from "./policy/local-store.js";
@@ -182,10 +183,11 @@ export function isLoaderThread(): boolean {
 
 /** @internal used by the ESM register entry. */
 export const _internal = {
-  instrumentEsmBuilds: async (): Promise<void> => {
-    await instrumentEsmBuilds();
+  instrumentEsmBuilds: async (stopProbe?: () => string[]): Promise<void> => {
+    await instrumentEsmBuilds(stopProbe);
     await instrumentAiSdkEsmBuilds();
   },
+  watchSdkEvaluation,
   uninstallRequireHook: (): void => {
     uninstallRequireHook();
     uninstallAiSdkRequireHook();

@@ -250,6 +250,28 @@ describe("reach matrix", { concurrency: 2 }, () => {
   }
 });
 
+describe("a copy no hook reached before its first request", () => {
+  test("ESM, the SDK imported before the register import: one warning, patched from the next call on", async () => {
+    if (ONLY && !ONLY.test("unreached")) return;
+    // LangChain (and its nested SDK copy) is evaluated before register runs: nothing can patch it up front.
+    const apps = appDirs.npm!;
+    writeFileSync(
+      join(apps, "late-register.mjs"),
+      'import { run } from "./setups/langchain-anthropic.mjs";\nimport "llm-resilience/register";\nimport { report } from "./report.mjs";\nawait report(run);\n',
+    );
+    const run = await runApp(apps, ["late-register.mjs"], { faults: false });
+    const problems = checkResults(run, [expectedText(3), expectedText(3)]);
+    const ours = run.spans.filter((s) => s.scope === SCOPE && s.kind === OTLP_KIND.CLIENT);
+    table.set("unreached copy (first request)", problems.length === 0 && ours.length === 1 && run.warnings.length === 1 ? "ok" : "broken");
+    assert.deepEqual(problems, [], describeRun(run.result));
+    assert.equal(run.warnings.length, 1, `one warning\n${describeRun(run.result)}`);
+    assert.match(run.warnings[0]!.msg, /@anthropic-ai\/sdk@0\.\d+\.\d+ at \S+@langchain\/anthropic\/node_modules\/@anthropic-ai\/sdk /);
+    assert.match(run.warnings[0]!.msg, /--import llm-resilience\/register/);
+    assert.equal(ours.length, 1, "the first call went out untraced, the second is instrumented");
+    assert.equal(ours[0]!.attributes["gen_ai.request.stream"], true, "the instrumented call is the second (streamed) one");
+  });
+});
+
 describe("bundled app (esbuild, both SDKs inlined)", () => {
   let bundle: string;
   before(async () => {

@@ -51,32 +51,22 @@ function nearestManifest(dir: string): { dir: string; manifest: any } | undefine
 
 const DEPENDENCY_FIELDS = ["dependencies", "optionalDependencies", "peerDependencies", "devDependencies"] as const;
 
-/**
- * The copies of `packages` that the application in `appDir` resolves by name, and those that its
- * direct dependencies declaring one of them resolve. A dependency's manifest is only parsed when its
- * text names one of the packages.
- */
-export function copiesNear(appDir: string, packages: readonly string[]): Array<{ pkg: string; root: string }> {
-  const found = new Map<string, { pkg: string; root: string }>();
-  const add = (pkg: string, root: string | undefined) => {
-    if (root && !found.has(root)) found.set(root, { pkg, root });
-  };
-  for (const pkg of packages) add(pkg, findPackage(appDir, pkg));
+/** The copies of `packages` that the application in `appDir` declares in its package.json and resolves by name. */
+export function declaredCopies(appDir: string, packages: readonly string[]): Array<{ pkg: string; root: string }> {
   const app = nearestManifest(appDir);
-  if (!app) return [...found.values()];
-  const deps = new Set<string>();
-  for (const field of DEPENDENCY_FIELDS) for (const name of Object.keys(app.manifest[field] ?? {})) deps.add(name);
-  for (const dep of deps) {
-    if (packages.includes(dep)) continue;
-    const root = findPackage(app.dir, dep);
-    const text = root && readText(join(root, "package.json"));
-    if (!text || !packages.some((pkg) => text.includes(`"${pkg}"`))) continue;
-    const manifest = readJson(join(root, "package.json"));
-    for (const pkg of packages) {
-      if (DEPENDENCY_FIELDS.some((field) => field !== "devDependencies" && manifest?.[field]?.[pkg] !== undefined)) add(pkg, findPackage(root, pkg));
-    }
+  if (!app) return [];
+  const out: Array<{ pkg: string; root: string }> = [];
+  for (const pkg of packages) {
+    if (!DEPENDENCY_FIELDS.some((field) => app.manifest[field]?.[pkg] !== undefined)) continue;
+    const root = findPackage(app.dir, pkg);
+    if (root) out.push({ pkg, root });
   }
-  return [...found.values()];
+  return out;
+}
+
+/** Whether a copy's build shows itself to the evaluation probe: its `file` contains `marker`. */
+export function buildCarries(root: string, file: string, marker: string): boolean {
+  return readText(join(root, file))?.includes(marker) === true;
 }
 
 /**

@@ -5,7 +5,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Hook as RequireHook } from "require-in-the-middle";
 import { reportOnce } from "../telemetry/logger.js";
 import { type AiSdkPackage, instrumentAiSdkModule, isAiSdkPackage } from "./ai-sdk.js";
-import { copiesNear, esmClientFile } from "./copies.js";
+import { buildCarries, declaredCopies, esmClientFile, packageRootOf } from "./copies.js";
+import { PROBED_FILES } from "./evaluation-probe.js";
 import { instrumentSdk, isSupported, readVersion, SDK_PACKAGES, type SdkPackage } from "./sdks.js";
 
 let requireHook: RequireHook | undefined;
@@ -96,24 +97,36 @@ function appDir(): string {
  * ESM: the app's static imports are linked before our register module runs, so a loader hook would
  * come too late for them. Importing a copy's client module here evaluates the very module instance
  * the app linked (same URL, already loaded: nothing new is read or compiled), whose class prototypes
- * we then patch before any app code runs. The copies: those the app resolves by name, and those its
- * direct dependencies resolve (a wrapper's nested copy, pnpm's store). Copies reached no other way
- * are noticed at their first request (request-watch.ts).
+ * we then patch before any app code runs. Which copies: those the evaluation probe saw evaluating in
+ * the app's static graph (a wrapper's nested copy, pnpm's store included), and those the app declares
+ * and resolves by name whose build the probe cannot see (older builds). No other copy is imported: a
+ * copy used but reached no way here is noticed at its first request (request-watch.ts).
  */
-export async function instrumentEsmBuilds(): Promise<void> {
-  for (const { pkg, root } of copiesNear(appDir(), SDK_PACKAGES)) {
-    const pkgName = pkg as SdkPackage;
+export async function instrumentEsmBuilds(stopProbe?: () => string[]): Promise<void> {
+  await null; // the rest of the app's static graph evaluates before this line goes on
+  const copies = new Map<string, SdkPackage>();
+  for (const file of stopProbe?.() ?? []) {
+    for (const pkg of SDK_PACKAGES) {
+      const root = packageRootOf(file, pkg);
+      if (root) copies.set(root, pkg);
+    }
+  }
+  for (const { pkg, root } of declaredCopies(appDir(), SDK_PACKAGES)) {
+    const [file, marker] = PROBED_FILES[pkg as SdkPackage];
+    if (!copies.has(root) && !buildCarries(root, file, marker)) copies.set(root, pkg as SdkPackage);
+  }
+  for (const [root, pkg] of copies) {
     const file = esmClientFile(root);
     if (!file) {
       // A CommonJS-only build (openai 3.x) imported from an ES module never passes through require(),
       // so the require hook never sees it: still give an unsupported version its one warning.
       const version = readVersion(root);
-      if (!isSupported(pkgName, version)) instrumentSdk(pkgName, undefined, version);
+      if (!isSupported(pkg, version)) instrumentSdk(pkg, undefined, version);
       continue;
     }
     try {
       const ns = await import(pathToFileURL(file).href);
-      instrumentSdk(pkgName, ns, readVersion(root));
+      instrumentSdk(pkg, ns, readVersion(root));
     } catch (err) {
       reportOnce(`could not instrument the ESM build of ${pkg} at ${root}`, err);
     }
