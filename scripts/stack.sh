@@ -178,6 +178,7 @@ spawn() {
 
 run_stack() {
   check_built
+  command -v curl >/dev/null || die "curl is needed to see when the stack is ready (apt-get install curl)"
   mkdir -p "$RUN_DIR"
   rm -f "$RUN_DIR/ready"
   prepare_prometheus
@@ -247,7 +248,7 @@ up() {
   fi
   mkdir -p "$RUN_DIR"
   rm -f "$RUN_DIR/ready"
-  setsid "${BASH_SOURCE[0]}" run >"$RUN_DIR/stack.log" 2>&1 </dev/null &
+  setsid bash "${BASH_SOURCE[0]}" run >"$RUN_DIR/stack.log" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$RUN_DIR/stack.pid"
   for _ in $(seq 1 350); do
