@@ -25,11 +25,11 @@ function delegateOf(provider: object | undefined): object | undefined {
 }
 
 /** True when the application (or anyone before us) registered a tracer provider. */
-export function hasTracerProvider(): boolean {
+function hasTracerProvider(): boolean {
   return delegateOf(trace.getTracerProvider())?.constructor?.name !== "NoopTracerProvider";
 }
 
-export function hasMeterProvider(): boolean {
+function hasMeterProvider(): boolean {
   return metrics.getMeterProvider()?.constructor?.name !== "NoopMeterProvider";
 }
 
