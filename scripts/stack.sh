@@ -56,11 +56,13 @@ build_otelcol() {
   local tmp="$OTELCOL_DIR.tmp.$$" t0=$SECONDS
   rm -rf "$tmp" && mkdir -p "$tmp"
   say "collector $OTELCOL_VERSION: building the builder (OCB), then the collector from $MANIFEST"
-  GOBIN="$tmp/bin" go install -trimpath "go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_VERSION"
   # The builder compiles with -trimpath -ldflags="-s -w"; strict versioning fails the build when any
   # module resolves to another version than the manifest pins.
-  (cd "$tmp" && ./bin/builder --config "$MANIFEST" --skip-strict-versioning=false) \
-    || die "collector build failed (log above)"
+  if ! GOBIN="$tmp/bin" go install -trimpath "go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_VERSION" \
+    || ! (cd "$tmp" && ./bin/builder --config "$MANIFEST" --skip-strict-versioning=false); then
+    rm -rf "$tmp"
+    die "collector build failed (log above)"
+  fi
   rm -rf "$OTELCOL_DIR" && mv "$tmp" "$OTELCOL_DIR"
   say "collector $OTELCOL_VERSION: built in $((SECONDS - t0)) s ($OTELCOL_BIN)"
 }
@@ -72,19 +74,40 @@ build_jaeger() {
   local pkg=github.com/jaegertracing/jaeger/cmd/jaeger
   rm -rf "$tmp" && mkdir -p "$tmp"
   say "jaeger $JAEGER_VERSION: building $pkg@$JAEGER_MODULE_VERSION"
-  (
-    cd "$tmp"
-    # Jaeger's own go.mod pins some dependencies with replace directives, which only apply inside
-    # its module: copy them, so this build resolves what Jaeger's release build does.
-    local upstream
-    upstream="$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
-    { printf 'module llm-resilience.local/stack/jaeger\n\ngo 1.25\n\n'; grep '^replace ' "$upstream" || true; } >go.mod
-    go get -tool "$pkg@$JAEGER_MODULE_VERSION"
-    go build -trimpath -o jaeger \
-      -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=v$JAEGER_VERSION" "$pkg"
-  ) || die "jaeger build failed (log above)"
+  # Jaeger's own go.mod pins some dependencies with replace directives, which only apply inside its
+  # module: copy them, so this build resolves what Jaeger's release build does.
+  local upstream
+  if ! upstream="$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION")"; then
+    echo "$upstream" >&2
+    rm -rf "$tmp"
+    die "jaeger build failed: module github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION not available"
+  fi
+  if ! (
+      cd "$tmp" \
+        && { printf 'module llm-resilience.local/stack/jaeger\n\ngo 1.25\n\n'
+          grep '^replace ' "$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' <<<"$upstream")" || true; } >go.mod \
+        && go get -tool "$pkg@$JAEGER_MODULE_VERSION" \
+        && go build -trimpath -o jaeger \
+          -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=v$JAEGER_VERSION" "$pkg"
+    ); then
+    rm -rf "$tmp"
+    die "jaeger build failed (log above)"
+  fi
   rm -rf "$JAEGER_DIR" && mv "$tmp" "$JAEGER_DIR"
   say "jaeger $JAEGER_VERSION: built in $((SECONDS - t0)) s ($JAEGER_BIN)"
+}
+
+# Both builds at once: while one downloads modules the other compiles, which keeps both cores busy.
+build_all() {
+  mkdir -p "$CACHE"
+  local t0=$SECONDS pids=() failed=0 pid
+  (build_otelcol 2>&1 | sed -u 's/^/[collector] /' >&2; exit "${PIPESTATUS[0]}") &
+  pids+=("$!")
+  (build_jaeger 2>&1 | sed -u 's/^/[jaeger] /' >&2; exit "${PIPESTATUS[0]}") &
+  pids+=("$!")
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [ "$failed" -eq 0 ] || die "build failed (see above)"
+  say "collector and Jaeger ready in $((SECONDS - t0)) s"
 }
 
 check_built() {
@@ -276,7 +299,7 @@ down() {
 }
 
 case "${1:-}" in
-  build) mkdir -p "$CACHE" && build_otelcol && build_jaeger ;;
+  build) build_all ;;
   check) check_built ;;
   env) print_env ;;
   run) run_stack ;;
