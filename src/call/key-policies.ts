@@ -273,7 +273,7 @@ export function policiesForCall(key: string, options: ResilienceOptions, store: 
 }
 
 /** The policies of `key` under these options, keeping their state in `store` (one bounded LRU registry per options object). */
-export function policiesFor(key: string, options: ResilienceOptions, store: StateStore<any>): KeyPolicies {
+function policiesFor(key: string, options: ResilienceOptions, store: StateStore<any>): KeyPolicies {
   let r = registries.get(options);
   if (!r || r.store !== store) {
     r = { store, registry: new KeyedRegistry((k) => new KeyPolicies(k, options, store), { evictable: (p) => p.evictable() }) };
