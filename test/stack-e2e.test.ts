@@ -21,8 +21,9 @@
  * Every call of the retry and outage phases and every refused call must reach Jaeger; the healthy
  * calls (and the one expensive call) are kept at the collector's default percentage.
  *
- * Short waits come from configuration, not from other files: TRACES_DECISION_WAIT=2s (tail
- * sampling's wait, 60s by default); Prometheus loads a copy of prometheus.yml with only `global`
+ * Short waits come from configuration, not from other files: TRACES_DECISION_WAIT=5s (tail
+ * sampling's wait, 60s by default; a call's spans reach the collector within a few hundred ms of
+ * each other, so 5 s leaves room on a loaded machine); Prometheus loads a copy of prometheus.yml with only `global`
  * changed (1 s scrape and evaluation) and a copy of alerts.yml with only the `for:` durations
  * changed (2 s), both checked against the originals; everything else is the files compose mounts.
  *
@@ -213,7 +214,7 @@ test("the viewing stack: register -> OTLP -> collector -> Jaeger and Prometheus,
         STACK_RUN_DIR: join(dir, "run"),
         STACK_PROMETHEUS_CONFIG: join(dir, "prometheus.yml"),
         STACK_PROMETHEUS_RULES: join(dir, "alerts.yml"),
-        TRACES_DECISION_WAIT: "2s",
+        TRACES_DECISION_WAIT: "5s",
       }),
     });
     stack.stdout!.setEncoding("utf8").on("data", (d: string) => (stackOut += d));
