@@ -39,6 +39,8 @@ export interface LoopInput {
   send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps>;
   /** The error the SDK throws for a caller abort (APIUserAbortError of that SDK build). */
   abortError(): Error;
+  /** The SDK's own verdict on retrying after this failed attempt, where it has one (see SdkAttempts.wouldRetry). */
+  wouldRetry?(err: unknown): Promise<boolean | undefined> | undefined;
 }
 
 export interface LoopResult {
@@ -190,7 +192,7 @@ async function attemptsForModel(
         policies.release(admission.probe);
         throw err;
       }
-      const failure = classify(err, input.adapter);
+      const failure = await failureOf(input, err);
       if (attempt) {
         recorder.recordResponse(attempt, failure.status, failure.headers);
         recorder.endAttempt(attempt, failure.errorType);
@@ -220,16 +222,18 @@ async function attemptsForModel(
 }
 
 /**
- * A stream failed before any chunk reached the caller: that counts as a failed attempt, and the
- * call may still retry on the same model. Returns the new attempt's result, or why the call ends.
+ * The last attempt's response failed after its headers — a stream before any chunk reached the caller,
+ * or a JSON body the SDK could not read (openai's body timeout, a connection broken mid-body): that
+ * counts as a failed attempt, and the call may still retry on the same model. Returns the new
+ * attempt's result, or why the call ends.
  */
 export async function resumeAfterStreamFailure(
   input: LoopInput,
-  prev: LoopResult,
+  prev: Omit<LoopResult, "props">,
   err: unknown,
 ): Promise<LoopResult | { giveUp: string; errorType: string; error: unknown }> {
   const { recorder } = input;
-  const failure = classify(err, input.adapter);
+  const failure = await failureOf(input, err);
   recorder.endAttempt(prev.attempt, failure.errorType);
   if (failure.aborted) return { giveUp: "aborted", errorType: failure.errorType, error: err };
   const opened = prev.policies.failure(false, failure);
@@ -247,6 +251,14 @@ export async function resumeAfterStreamFailure(
     if (e instanceof GiveUp) return { giveUp: e.reason, errorType: e.errorType, error: e.error };
     return { giveUp: "aborted", errorType: "aborted", error: e };
   }
+}
+
+/** The failure as the loop treats it: classified, and retried only where the SDK's own loop would retry it. */
+async function failureOf(input: LoopInput, err: unknown): Promise<Failure> {
+  const failure = classify(err, input.adapter);
+  const verdict = input.wouldRetry?.(err);
+  const retryable = verdict === undefined ? undefined : await verdict;
+  return retryable === undefined || retryable === failure.retryable ? failure : { ...failure, retryable };
 }
 
 async function decide(

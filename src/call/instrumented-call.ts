@@ -10,12 +10,13 @@ import { type LoopResult, type RequestProps, resumeAfterStreamFailure, runAttemp
 import { CallLoop } from "./call-loop.js";
 import { effectiveOptions, isStreamRequest, maxAttemptsFor, sdkTimeoutFor } from "./call-options.js";
 import { clientInfo } from "./client-info.js";
+import { endWhenUnread } from "./dropped-responses.js";
 import { endWhenDropped, type UnreadStream } from "./dropped-streams.js";
+import { currentScope, withScope } from "./policy-scope.js";
 import { Preflight } from "./preflight.js";
 import { chargesFor } from "./pricing.js";
 import { type BodyCall, ResponseBody } from "./response-body.js";
-import { kCall, type SdkKit } from "./sdk-kit.js";
-import { currentScope, withScope } from "./policy-scope.js";
+import { kCall, type SdkAttempts, type SdkKit } from "./sdk-kit.js";
 import { observeStream } from "./stream-observer.js";
 import { isStream, iteratorOnRetriedResponse } from "./stream-restart.js";
 
@@ -30,8 +31,10 @@ export class InstrumentedCall implements BodyCall {
   /** Observes reads of the final response's body outside the SDK's parser (set once the attempts are done). */
   responseBody: ResponseBody | undefined;
   private readonly options: ResilienceOptions;
-  private result: LoopResult | undefined;
+  /** The last attempt's result, without its response (which must stay collectable: see endWhenUnread). */
+  private result: Omit<LoopResult, "props"> | undefined;
   private sdkParsed = false;
+  private streamRequest = false;
   private loop: CallLoop | undefined;
   private streamGiveUp: string | undefined;
   private readonly estimatedTokens: number;
@@ -97,8 +100,8 @@ export class InstrumentedCall implements BodyCall {
     return this.sdkParsed;
   }
 
-  /** Replaces the SDK's retry loop: each attempt goes through `sendOnce` with the SDK's retries off. */
-  async run(options: any, sendOnce: (inner: any) => Promise<RequestProps>): Promise<RequestProps> {
+  /** Replaces the SDK's retry loop: each attempt goes through the client's own `sdk.send` with its retries off. */
+  async run(options: any, sdk: SdkAttempts): Promise<RequestProps> {
     const requestModel = this.recorder.requestModel;
     const fallbackable = requestModel !== undefined && FALLBACK_KINDS.has(this.op.kind);
     const loop = new CallLoop({
@@ -115,12 +118,42 @@ export class InstrumentedCall implements BodyCall {
       preflight: this.preflight,
       client: clientInfo(this.client, this.kit.adapter),
       sdkOptions: options,
-      sendOnce,
+      sdk,
     });
     this.loop = loop;
-    this.result = await runAttempts(loop);
-    this.responseBody = new ResponseBody(this, isStreamRequest(options));
-    return this.result.props;
+    this.streamRequest = isStreamRequest(options);
+    return this.handOut(await runAttempts(loop));
+  }
+
+  /**
+   * The last attempt's response failed as the SDK read its body — openai's timeout while reading a JSON
+   * body, a connection broken mid-body (Anthropic) — where the SDK's own loop retries: retry if the
+   * policies allow. Returns the new attempt's props, or the error the call ends with.
+   */
+  async retryBody(err: unknown): Promise<{ props: RequestProps } | { error: unknown }> {
+    const result = this.result;
+    if (!this.loop || !result || this.recorder.ended) return { error: err };
+    this.responseBody?.retire();
+    const next = await resumeAfterStreamFailure(this.loop, result, err);
+    if ("giveUp" in next) {
+      this.recorder.giveUp(next.giveUp, next.errorType);
+      this.recorder.fail(next.errorType, next.error);
+      return { error: next.error };
+    }
+    return { props: this.handOut(next) };
+  }
+
+  /** The error this call's SDK build throws for a connection that failed (APIConnectionError). */
+  connectionError(cause?: unknown): Error {
+    return this.kit.connectionError(cause);
+  }
+
+  /** The attempts are done: the response goes to the SDK's parser or the caller, watched. */
+  private handOut({ props, ...result }: LoopResult): RequestProps {
+    this.result = result;
+    this.responseBody = new ResponseBody(this, this.streamRequest);
+    if (props.response && typeof props.response === "object") endWhenUnread(props.response, this.responseBody);
+    return props;
   }
 
   /** The SDK parsed the response (the `_thenUnwrap` transform): read it, or start observing the stream. */
@@ -182,9 +215,9 @@ export class InstrumentedCall implements BodyCall {
     });
   }
 
-  succeed(info: ResponseInfo): void {
+  succeed(info: ResponseInfo, at?: number): void {
     if (info.errorType !== undefined) this.recorder.fail(info.errorType, undefined, info);
-    else this.recorder.succeed(info);
+    else this.recorder.succeed(info, at);
     const u = info.usage;
     const result = this.result;
     if (result && this.options.tpm !== undefined && u && (u.input !== undefined || u.output !== undefined)) {

@@ -3,6 +3,7 @@ import type { Operation, ProviderAdapter, ResponseInfo, StreamAccumulator } from
 import { type CallRecorder, guard } from "../telemetry/call-recorder.js";
 import { reportOnce } from "../telemetry/logger.js";
 import type { BodyOwner } from "./body-owner.js";
+import type { ResponseOwner } from "./dropped-responses.js";
 
 /** What the body observer needs from the call that received the response. */
 export interface BodyCall {
@@ -12,7 +13,8 @@ export interface BodyCall {
   readonly injectedUsage: boolean;
   /** The SDK's parser has run (JSON read or Stream created). */
   readonly parsed: boolean;
-  succeed(info: ResponseInfo): void;
+  /** `at`: when the call ended, if not now (a performance.now() time). */
+  succeed(info: ResponseInfo, at?: number): void;
 }
 
 /**
@@ -22,7 +24,12 @@ export interface BodyCall {
  * `json()`, `arrayBuffer()`, `bytes()`, `blob()`, `formData()`) and its `body` getter report every
  * read of a response this owner is tagged on.
  */
-export class ResponseBody implements BodyOwner {
+export class ResponseBody implements BodyOwner, ResponseOwner {
+  /** Someone (the SDK's parser or the caller) began reading the body. */
+  private reading = false;
+  /** The call went on with another attempt's response: this one's reads tell it nothing. */
+  private retired = false;
+
   constructor(
     private readonly call: BodyCall,
     /** The request asked for a stream (SSE). */
@@ -30,7 +37,8 @@ export class ResponseBody implements BodyOwner {
   ) {}
 
   bodyRead(method: string, read: Promise<unknown>): void {
-    if (this.call.recorder.ended) return;
+    this.reading = true;
+    if (this.retired || this.call.recorder.ended) return;
     // After the SDK's own transform (microtasks) has had its turn to end the call with the data.
     read.then(
       (body) => setImmediate(() => this.afterBodyRead(method, body, undefined)),
@@ -39,7 +47,26 @@ export class ResponseBody implements BodyOwner {
   }
 
   bodyStreamOpen(): boolean {
-    return !this.call.parsed && !this.call.recorder.ended;
+    return !this.retired && !this.call.parsed && !this.call.recorder.ended;
+  }
+
+  /** The body failed as the SDK read it and the call retries: what happens to this response is no longer the call's. */
+  retire(): void {
+    this.retired = true;
+  }
+
+  /**
+   * The response was garbage-collected and nobody ever read its body (`asResponse()` whose body the
+   * caller left alone, or a promise never awaited): the call ends as a success without usage,
+   * timestamped when the response was handed out.
+   */
+  unread(handedOutAt: number): void {
+    const call = this.call;
+    if (this.retired || this.reading || call.parsed || call.recorder.ended) return;
+    guard("unread response", () => {
+      reportOnce("a response was handed out and its body never read (asResponse): its span ended when it was garbage-collected");
+      call.succeed({}, handedOutAt);
+    });
   }
 
   /**
@@ -53,6 +80,7 @@ export class ResponseBody implements BodyOwner {
     const stream = this.stream;
     let reader: ReadableStreamDefaultReader | undefined;
     let first = true;
+    this.reading = true;
     return new ReadableStream(
       {
         async pull(ctrl) {
@@ -87,7 +115,7 @@ export class ResponseBody implements BodyOwner {
 
   private afterBodyStream(err: unknown): void {
     const call = this.call;
-    if (call.parsed || call.recorder.ended) return;
+    if (this.retired || call.parsed || call.recorder.ended) return;
     guard("body end", () => {
       if (err !== undefined) {
         call.recorder.fail(classify(err, call.adapter).errorType, err);
@@ -100,7 +128,7 @@ export class ResponseBody implements BodyOwner {
 
   private afterBodyRead(method: string, body: unknown, err: unknown): void {
     const call = this.call;
-    if (call.recorder.ended) return;
+    if (this.retired || call.recorder.ended) return;
     guard("body read", () => {
       if (err !== undefined) {
         call.recorder.fail(classify(err, call.adapter).errorType, err);

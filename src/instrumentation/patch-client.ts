@@ -4,8 +4,9 @@ import { kCall, type SdkKit } from "../call/sdk-kit.js";
 import { getRuntime } from "../runtime.js";
 import { reportOnce } from "../telemetry/logger.js";
 import { silenceClientTracing } from "./anthropic-tracing.js";
+import { handOver, retryingBodyTimeout } from "./body-retry.js";
 import { ownerOf } from "./owner-of.js";
-import { ownResponse } from "./patch-response.js";
+import { recordingShouldRetry, sdkAttempts } from "./sdk-attempts.js";
 import { markSent } from "./sent-by-patched.js";
 
 const PATCHED = Symbol.for("llm-resilience.patched");
@@ -16,7 +17,9 @@ const PATCHED = Symbol.for("llm-resilience.patched");
  * - `post(path, opts)`: every resource call passes here; starts the logical call and observes the
  *   parsed result through `_thenUnwrap` (which keeps the SDK's APIPromise and all its helpers).
  * - `makeRequest(options, retriesRemaining)`: the SDK's attempt + retry loop; ours replaces its
- *   retries by calling the original once per attempt with `maxRetries: 0`.
+ *   retries by calling the original once per attempt with no retries remaining.
+ * Where the SDK has them, also `shouldRetry` (its verdict on a response, recorded for our loop) and
+ * openai's `parseResponseWithTimeout` (a JSON body that times out is retried by our loop).
  */
 export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "already" | "unsupported" {
   const proto = ClientClass?.prototype;
@@ -29,6 +32,9 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
 
   const originalPost = postOwner.post;
   const originalMakeRequest = makeOwner.makeRequest;
+  const retryOwner = ownerOf(proto, "shouldRetry");
+  const originalShouldRetry = typeof retryOwner?.shouldRetry === "function" ? retryOwner.shouldRetry : undefined;
+  const parseOwner = ownerOf(proto, "parseResponseWithTimeout");
 
   const post = function (this: any, path: unknown, opts: unknown) {
     const rt = getRuntime();
@@ -75,13 +81,20 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
     const options: any = await optionsInput;
     const ic: InstrumentedCall | undefined = options?.[kCall];
     if (!ic) return originalMakeRequest.call(this, markSent(options), ...rest);
-    const props = await ic.run(options, (inner) => originalMakeRequest.call(this, markSent(inner), null, undefined));
-    ownResponse(props.response, ic.responseBody);
+    const props = await ic.run(options, sdkAttempts(this, originalMakeRequest, originalShouldRetry));
+    handOver(ic, props);
     return props;
   };
 
   define(postOwner, "post", post, originalPost);
   define(makeOwner, "makeRequest", makeRequest, originalMakeRequest);
+  if (originalShouldRetry && !originalShouldRetry.__original) {
+    define(retryOwner, "shouldRetry", recordingShouldRetry(originalShouldRetry), originalShouldRetry);
+  }
+  const originalParse = parseOwner?.parseResponseWithTimeout;
+  if (typeof originalParse === "function" && !originalParse.__original) {
+    define(parseOwner, "parseResponseWithTimeout", retryingBodyTimeout(originalParse), originalParse);
+  }
   postOwner[PATCHED] = true;
   makeOwner[PATCHED] = true;
   return "patched";
@@ -92,4 +105,3 @@ function define(target: any, name: string, fn: (...args: any[]) => unknown, orig
   Object.defineProperty(fn, "__original", { value: original });
   Object.defineProperty(target, name, { value: fn, writable: true, configurable: true, enumerable: false });
 }
-

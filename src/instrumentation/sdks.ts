@@ -98,9 +98,14 @@ function kitFor(pkg: SdkPackage, sdkExports: any): SdkKit {
   const adapter = pkg === "openai" ? openaiAdapter : anthropicAdapter;
   // A client module (`<pkg>/client`, what Bedrock and Vertex load) exports no errors: the class carries them.
   const AbortErr = sdkExports?.APIUserAbortError ?? sdkExports?.default?.APIUserAbortError ?? clientClassOf(pkg, sdkExports)?.APIUserAbortError;
+  const ConnErr = sdkExports?.APIConnectionError ?? sdkExports?.default?.APIConnectionError ?? clientClassOf(pkg, sdkExports)?.APIConnectionError;
   return {
     adapter,
     abortError: () => (typeof AbortErr === "function" ? new AbortErr() : Object.assign(new Error("Request was aborted."), { name: "AbortError" })),
+    connectionError: (cause) =>
+      typeof ConnErr === "function"
+        ? new ConnErr({ cause })
+        : Object.assign(new Error("Connection error.", { cause }), { name: "APIConnectionError" }),
   };
 }
 

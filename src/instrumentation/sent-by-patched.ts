@@ -11,3 +11,11 @@ export function markSent(options: any): any {
   if (!options || typeof options !== "object") return options;
   return { ...options, fetchOptions: { ...options.fetchOptions, [kSentByPatched]: true } };
 }
+
+/** The mark on options of our own (one object per call, reused by every attempt): added once, in place. */
+export function markSentInPlace(options: any): any {
+  if (options && typeof options === "object" && !options.fetchOptions?.[kSentByPatched]) {
+    options.fetchOptions = { ...options.fetchOptions, [kSentByPatched]: true };
+  }
+  return options;
+}

@@ -53,10 +53,10 @@ function startSpan(name: string, options: SpanOptions, ctx: Context): Span {
   }
 }
 
-/** A SpanProcessor's onEnd may throw; that is never the caller's business. */
-function endSpan(span: Span): void {
+/** A SpanProcessor's onEnd may throw; that is never the caller's business. `at`: a performance.now() time. */
+function endSpan(span: Span, at?: number): void {
   try {
-    span.end();
+    span.end(at);
   } catch (err) {
     reportOnce("telemetry error ending a span", err);
   }
@@ -234,7 +234,7 @@ export class CallRecorder implements DecisionSource {
   }
 
   /** Ends an attempt; `responseAttrs` are what its response said (id, model, usage), when it was read. */
-  endAttempt(attempt: Attempt, errorType?: string, responseAttrs?: Attributes): void {
+  endAttempt(attempt: Attempt, errorType?: string, responseAttrs?: Attributes, at?: number): void {
     if (attempt.ended) return;
     attempt.ended = true;
     guard("endAttempt", () => {
@@ -247,7 +247,7 @@ export class CallRecorder implements DecisionSource {
       if (responseAttrs) attempt.span.setAttributes(responseAttrs);
       getInstruments().attempts.add(1, attrs);
     });
-    endSpan(attempt.span);
+    endSpan(attempt.span, at);
   }
 
   event(name: string, attributes: Attributes): void {
@@ -359,23 +359,24 @@ export class CallRecorder implements DecisionSource {
     );
   }
 
-  succeed(info: ResponseInfo): void {
+  /** `at`: when the call ended, if not now (a performance.now() time). */
+  succeed(info: ResponseInfo, at?: number): void {
     if (this.ended) return;
     this.ended = true;
     const attempt = this.current;
     const attributes = guard("response attributes", () => responseAttributes(info));
     this.priceResponse(info, attempt, attributes);
-    if (attempt) this.endAttempt(attempt, undefined, attributes);
+    if (attempt) this.endAttempt(attempt, undefined, attributes, at);
     guard("succeed", () => {
       if (attributes) this.span.setAttributes(attributes);
       this.span.setAttribute(ATTR.ATTEMPTS, this.attemptCount);
       if (this.id.captureContent && info.output !== undefined) {
         this.span.setAttribute(ATTR.OUTPUT_MESSAGES, JSON.stringify(info.output));
       }
-      this.recordEnd(info, undefined);
+      this.recordEnd(info, undefined, at);
     });
     this.endCost();
-    if (!this.adopted) endSpan(this.span);
+    if (!this.adopted) endSpan(this.span, at);
   }
 
   fail(errorType: string, err?: unknown, info: ResponseInfo = {}): void {
@@ -396,8 +397,8 @@ export class CallRecorder implements DecisionSource {
     if (!this.adopted) endSpan(this.span);
   }
 
-  private recordEnd(info: ResponseInfo, errorType: string | undefined): void {
-    const seconds = (performance.now() - this.start) / 1000;
+  private recordEnd(info: ResponseInfo, errorType: string | undefined, at = performance.now()): void {
+    const seconds = (at - this.start) / 1000;
     const labels = this.labels();
     const m = getInstruments();
     m.duration.record(seconds, errorType === undefined ? labels.base : { ...labels.base, [ATTR.ERROR_TYPE]: errorType });

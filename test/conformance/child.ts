@@ -23,7 +23,8 @@ const REPO = resolve(__dirname, "..", "..");
 interface SpanTally {
   /** Logical span id -> the scenario running when it started. */
   started: Map<string, string>;
-  ended: Set<string>;
+  /** Logical span id -> its duration in ms. */
+  ended: Map<string, number>;
   current: string;
 }
 
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
 
   const server = await startServer();
   const results: SideResult[] = [];
-  const spans: Record<string, { started: number; ended: number }> = {};
+  const spans: Record<string, { started: number; ended: number; longestMs: number }> = {};
   const all = scenariosFor(v);
   for (const s of all) {
     if (only && !only.test(s.name)) continue;
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
     // A request the client gave up on may still be arriving: let the loopback settle.
     await new Promise((r) => setTimeout(r, 30));
     results.push({ scenario: s.name, outcome, requests: [...server.requests], endMs, notes });
-    spans[s.name] = { started: 0, ended: 0 };
+    spans[s.name] = { started: 0, ended: 0, longestMs: 0 };
   }
   await server.close();
 
@@ -100,8 +101,12 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const [id, scenario] of tally.started) {
-      spans[scenario]!.started++;
-      if (tally.ended.has(id)) spans[scenario]!.ended++;
+      const counts = spans[scenario]!;
+      counts.started++;
+      const ms = tally.ended.get(id);
+      if (ms === undefined) continue;
+      counts.ended++;
+      counts.longestMs = Math.max(counts.longestMs, ms);
     }
   } else {
     loaded = Object.keys(require.cache).filter((f) => f.startsWith(join(REPO, "src")) || f.startsWith(join(REPO, "dist")));
@@ -114,13 +119,13 @@ function installTelemetry(): SpanTally {
   const api = require("@opentelemetry/api");
   const { AsyncLocalStorageContextManager } = require("@opentelemetry/context-async-hooks");
   const { BasicTracerProvider } = require("@opentelemetry/sdk-trace-base");
-  const tally: SpanTally = { started: new Map(), ended: new Set(), current: "" };
+  const tally: SpanTally = { started: new Map(), ended: new Map(), current: "" };
   const processor = {
     onStart(span: any) {
       if (span.kind === 2) tally.started.set(span.spanContext().spanId, tally.current);
     },
     onEnd(span: any) {
-      if (span.kind === 2) tally.ended.add(span.spanContext().spanId);
+      if (span.kind === 2) tally.ended.set(span.spanContext().spanId, span.duration[0] * 1e3 + span.duration[1] / 1e6);
     },
     forceFlush: async () => {},
     shutdown: async () => {},
