@@ -14,9 +14,16 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startFakeProvider, type FakeProvider } from "./fake-provider/index.ts";
-import { describeRun, FIXTURES, REPO_ROOT, spawnChild, type ChildResult, type RunningChild } from "./helpers/child.ts";
-import { OTLP_KIND, startOtlpReceiver, type OtlpReceiver, type ReceivedMetric, type ReceivedSpan, type ReceiverMode } from "./helpers/otlp-receiver.ts";
+import { type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
+import { type ChildResult, describeRun, FIXTURES, REPO_ROOT, type RunningChild, spawnChild } from "./helpers/child.ts";
+import {
+  OTLP_KIND,
+  type OtlpReceiver,
+  type ReceivedMetric,
+  type ReceivedSpan,
+  type ReceiverMode,
+  startOtlpReceiver,
+} from "./helpers/otlp-receiver.ts";
 
 let fake: FakeProvider;
 let rx: OtlpReceiver;
@@ -110,6 +117,21 @@ async function runApp(
   return { app, result, spans: receiver.spansOf(app.service), metrics: receiver.metricsOf(app.service) };
 }
 
+/** Our warning lines (pino JSON on stdout). */
+function warnings(run: Run): { msg: string; [k: string]: unknown }[] {
+  return run.result.stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{") && l.includes('"level":40'))
+    .map((l) => JSON.parse(l));
+}
+
+/** The APP-LOADED line of the module-loading fixtures. */
+function appLoaded<T>(run: Run): T {
+  const line = run.result.stdout.split("\n").find((l) => l.startsWith("APP-LOADED "));
+  assert.ok(line, `the app printed what it loaded\n${describeRun(run.result)}`);
+  return JSON.parse(line.slice("APP-LOADED ".length));
+}
+
 function appResults(run: Run): { model: string; text: string }[] {
   const line = run.result.stdout.split("\n").find((l) => l.startsWith("APP-RESULT "));
   assert.ok(line, `the app printed its results\n${describeRun(run.result)}`);
@@ -152,14 +174,14 @@ function assertCallSpans(run: Run, expected: ExpectedCall[], opts: { allowOtherS
   const ctx = () => `\nspans of ${run.app.service}:\n${dump(spans)}\n${describeRun(run.result)}`;
   const ours = opts.allowOtherScopes ? spans.filter((s) => s.scope === "llm-resilience") : spans;
   if (!opts.allowOtherScopes) {
-    assert.deepEqual(spans.filter((s) => s.name.startsWith("anthropic.")).map((s) => s.name), [], `no Anthropic SDK span${ctx()}`);
+    assert.deepEqual(
+      spans.filter((s) => s.name.startsWith("anthropic.")).map((s) => s.name),
+      [],
+      `no Anthropic SDK span${ctx()}`,
+    );
   }
   const logical = ours.filter((s) => s.kind === OTLP_KIND.CLIENT);
-  assert.deepEqual(
-    logical.map((s) => s.name).sort(),
-    expected.map((e) => `chat ${e.model}`).sort(),
-    `one logical span per call${ctx()}`,
-  );
+  assert.deepEqual(logical.map((s) => s.name).sort(), expected.map((e) => `chat ${e.model}`).sort(), `one logical span per call${ctx()}`);
   let total = 0;
   for (const e of expected) {
     const span = logical.find((s) => s.name === `chat ${e.model}`)!;
@@ -205,7 +227,10 @@ const total = (m: ReceivedMetric | undefined) => (m?.points ?? []).reduce((s, p)
  * that timed out may still land after the final flush, so "fullest", not "last").
  */
 function finalOf(metrics: ReceivedMetric[], name: string): ReceivedMetric | undefined {
-  return metrics.filter((m) => m.name === name).sort((a, b) => total(a) - total(b)).at(-1);
+  return metrics
+    .filter((m) => m.name === name)
+    .sort((a, b) => total(a) - total(b))
+    .at(-1);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -235,8 +260,14 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
         args: () => [fixture("import-first.mjs")],
       },
       { title: "node --import llm-resilience/register app.mjs", args: () => ["--import", "llm-resilience/register", fixture("plain.mjs")] },
-      { title: "node -r llm-resilience/register app.mjs (CommonJS preload, ESM app)", args: () => ["-r", "llm-resilience/register", fixture("plain.mjs")] },
-      { title: "node --import llm-resilience/register app.cjs (ESM preload, CommonJS app)", args: () => ["--import", "llm-resilience/register", fixture("plain.cjs")] },
+      {
+        title: "node -r llm-resilience/register app.mjs (CommonJS preload, ESM app)",
+        args: () => ["-r", "llm-resilience/register", fixture("plain.mjs")],
+      },
+      {
+        title: "node --import llm-resilience/register app.cjs (ESM preload, CommonJS app)",
+        args: () => ["--import", "llm-resilience/register", fixture("plain.cjs")],
+      },
       { title: "TypeScript app (.ts, CommonJS output) run with node --import tsx", args: () => ["--import", "tsx", fixture("app.ts")] },
       { title: "TypeScript ES module (.mts) run with node --import tsx", args: () => ["--import", "tsx", fixture("app.mts")] },
     ];
@@ -296,13 +327,13 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
       assertCallSpans(run, threeCalls(run.app), { allowOtherScopes: true });
       assertRetryRequests(run.app);
     });
-    test(
-      "clients constructed BEFORE register: no Anthropic SDK span either",
-      async () => {
-        const run = await runBeforeRegister();
-        assert.deepEqual(run.spans.filter((s) => s.name.startsWith("anthropic.")).map((s) => s.name), []);
-      },
-    );
+    test("clients constructed BEFORE register: no Anthropic SDK span either", async () => {
+      const run = await runBeforeRegister();
+      assert.deepEqual(
+        run.spans.filter((s) => s.name.startsWith("anthropic.")).map((s) => s.name),
+        [],
+      );
+    });
   });
 
   describe("OTLP protocol and exporters", { concurrency: true }, () => {
@@ -319,7 +350,7 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
       const run = await runApp(app, [fixture("require-first.cjs")], { env: { OTEL_TRACES_EXPORTER: "console" } });
       assertAppWorked(run, 3);
       assert.equal(run.spans.length, 0);
-      const printed = [...run.result.stdout.matchAll(/^  name: '([^']+)',$/gm)].map((m) => m[1]).sort();
+      const printed = [...run.result.stdout.matchAll(/^ {2}name: '([^']+)',$/gm)].map((m) => m[1]).sort();
       assert.deepEqual(
         printed,
         [
@@ -410,10 +441,10 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
       return { run, held: Date.now() - resultAt };
     }
 
-    for (const [title, mode, file] of [
-      ["hangs", "hang", "require-first.cjs"],
-      ["is down (connection refused)", "refuse", "import-first.mjs"],
-      ["answers 500", { status: 500 }, "require-first.cjs"],
+    for (const [title, mode, file, cause] of [
+      ["hangs", "hang", "require-first.cjs", /no answer from the collector within 5 s/],
+      ["is down (connection refused)", "refuse", "import-first.mjs", /^connect ECONNREFUSED /],
+      ["answers 500", { status: 500 }, "require-first.cjs", /Internal Server Error|500/],
     ] as const) {
       test(`collector ${title}: calls are unaffected, the app still ends on its own within the flush limit (5 s)`, async () => {
         const receiver = await receiverIn(mode);
@@ -421,10 +452,21 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
         assert.equal(run.result.code, 0, describeRun(run.result));
         assertAppWorked(run, 3);
         assertRetryRequests(run.app);
-        if (mode !== "refuse") assert.ok(receiver.requests.some((q) => q.path === "/v1/metrics"), "exports were attempted");
+        if (mode !== "refuse")
+          assert.ok(
+            receiver.requests.some((q) => q.path === "/v1/metrics"),
+            "exports were attempted",
+          );
         // Without the limit a hanging export holds the process for the exporter's 10 s timeout; with
         // periodic metric exports overlapping, the process never ends at all (killed at 40 s).
         assert.ok(held < LINGER_MS + 8_000, `exit came ${held} ms after the calls\n${describeRun(run.result)}`);
+        // One warning counts the spans that never arrived (3 logical + 4 attempt spans), with the cause:
+        // a refused connection ends the exit flush at once instead of waiting out the exporter's retries.
+        const lost = warnings(run).filter((w) => /spans could not be sent/.test(w.msg));
+        assert.equal(lost.length, 1, `one warning about the lost spans\n${describeRun(run.result)}`);
+        assert.equal(lost[0].spans, 7);
+        assert.equal(lost[0].endpoint, `${receiver.url}/v1/traces`);
+        assert.match(lost[0].reason, cause, describeRun(run.result));
       });
     }
   });
@@ -443,11 +485,75 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
         assertAppWorked(run, 3);
         assertCallSpans(run, threeCalls(app));
         const unmarked = run.spans.filter((s) => s.attributes["app.marker"] !== "app-owned");
-        assert.deepEqual(unmarked.map((s) => s.name), [], "every span went through the app's span processor");
+        assert.deepEqual(
+          unmarked.map((s) => s.name),
+          [],
+          "every span went through the app's span processor",
+        );
         // The app set up no metrics; a second SDK of ours would have exported some under OTEL_SERVICE_NAME.
-        assert.deepEqual(run.metrics.map((m) => m.name), [], "no metrics: we started no SDK of our own");
+        assert.deepEqual(
+          run.metrics.map((m) => m.name),
+          [],
+          "no metrics: we started no SDK of our own",
+        );
       });
     }
+  });
+
+  describe("what start-up loads, and when", { concurrency: true }, () => {
+    test("the first call in the same tick as register finds the SDK built: no OpenTelemetry module is loaded during the calls", async () => {
+      const app = newApp("tick");
+      const run = await runApp(app, [fixture("first-call-same-tick.cjs")]);
+      assert.equal(run.result.code, 0, describeRun(run.result));
+      assertAppWorked(run, 3);
+      assertCallSpans(run, threeCalls(app));
+      const { atRegister, byCalls } = appLoaded<{ atRegister: string[]; byCalls: string[] }>(run);
+      assert.ok(atRegister.includes("llm-resilience:telemetry/own-sdk.js"), "register built our set-up");
+      // (a package may still load a file of its own lazily, e.g. the host detector's machine-id reader)
+      const packageOf = (m: string) => m.split("/").slice(0, 2).join("/");
+      const packagesAtRegister = new Set(atRegister.map(packageOf));
+      const newPackages = byCalls.filter((m) => m.startsWith("@opentelemetry/") && !packagesAtRegister.has(packageOf(m)));
+      assert.deepEqual(newPackages, [], "OpenTelemetry packages first loaded by the calls");
+      assert.deepEqual(
+        byCalls.filter((m) => m.startsWith("llm-resilience:telemetry/")),
+        [],
+        "our telemetry modules first loaded by the calls",
+      );
+    });
+
+    test("only the exporters OTEL_* selects are loaded (default: OTLP http/protobuf), never NodeSDK's others", async () => {
+      const app = newApp("mods");
+      const run = await runApp(app, [fixture("first-call-same-tick.cjs")]);
+      assert.equal(run.result.code, 0, describeRun(run.result));
+      const { atRegister } = appLoaded<{ atRegister: string[] }>(run);
+      const packages = [...new Set(atRegister.filter((m) => m.startsWith("@opentelemetry/")).map((m) => m.split("/").slice(0, 2).join("/")))];
+      assert.ok(packages.includes("@opentelemetry/exporter-trace-otlp-proto"));
+      assert.ok(packages.includes("@opentelemetry/exporter-metrics-otlp-proto"));
+      for (const never of [
+        "@opentelemetry/sdk-node",
+        "@opentelemetry/exporter-trace-otlp-http",
+        "@opentelemetry/exporter-trace-otlp-grpc",
+        "@opentelemetry/exporter-zipkin",
+        "@opentelemetry/exporter-prometheus",
+        "@opentelemetry/sdk-logs",
+      ]) {
+        assert.ok(!packages.includes(never), `${never} was loaded: ${packages.join(" ")}`);
+      }
+    });
+
+    test("an application that registered its own provider first: we build nothing and load no exporter", async () => {
+      const app = newApp("ownfirst");
+      const run = await runApp(app, [fixture("own-provider-first.cjs")]);
+      assert.equal(run.result.code, 0, describeRun(run.result));
+      assertAppWorked(run, 3);
+      const { all, spans } = appLoaded<{ all: string[]; spans: string[] }>(run);
+      assert.deepEqual(
+        all.filter((m) => m.startsWith("@opentelemetry/exporter-") || m === "llm-resilience:telemetry/own-sdk.js"),
+        [],
+      );
+      assert.ok(spans.includes("chat gpt-4o-mini"), `our spans went to the application's provider: ${spans.join(", ")}`);
+      assert.equal(run.spans.length, 0, "nothing of ours exported over OTLP");
+    });
   });
 
   describe("switches and bad configuration", { concurrency: true }, () => {
@@ -460,9 +566,7 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
       assert.equal(run.spans.length + run.metrics.length, 0);
     });
 
-    for (const [how, args] of [
-      ["import", [fixture("import-first.mjs")]],
-    ] as const) {
+    for (const [how, args] of [["import", [fixture("import-first.mjs")]]] as const) {
       test(`LLM_RESILIENCE_DISABLED=true (${how}): calls still work (the SDK's own retry), nothing is exported`, async () => {
         const app = newApp("off");
         const run = await runApp(app, [...args], { env: { LLM_RESILIENCE_DISABLED: "true" } });

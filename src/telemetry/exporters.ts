@@ -162,7 +162,7 @@ function load<T>(pkg: string, setting: string): T | undefined {
     return require(pkg) as T;
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" && String((err as Error).message).includes(`'${pkg}'`);
-    if (missing) reportOnce(`${setting} needs ${pkg}, which is not installed: npm install ${pkg}@"${peerRange(pkg)}"`);
+    if (missing) reportOnce(`${setting} needs ${pkg}, which is not installed: npm install ${pkg}@${peerRange(pkg)}`);
     else reportOnce(`could not load ${pkg} (${setting})`, err);
     return undefined;
   }
