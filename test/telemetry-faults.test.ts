@@ -18,7 +18,7 @@ import { after, before, describe, test } from "node:test";
 import { context, metrics, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
-import { withoutRequestId } from "./helpers/request-id.ts";
+import { stableMessage } from "./helpers/stable-message.ts";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
@@ -255,7 +255,7 @@ function shape(v: unknown): string {
   return `ok ${JSON.stringify(v)}`;
 }
 function errShape(e: any): string {
-  return `${e?.constructor?.name} ${e?.status ?? ""} ${withoutRequestId(String(e?.message))}`;
+  return `${e?.constructor?.name} ${e?.status ?? ""} ${stableMessage(String(e?.message))}`;
 }
 async function outcome(f: () => Promise<unknown>): Promise<string> {
   try {
