@@ -463,7 +463,8 @@ describe('faults surface as SDK errors', () => {
       (async () => {
         for await (const ev of raw) types.push(ev.type);
       })(),
-      /terminated/,
+      // undici's "terminated"; @anthropic-ai/sdk >= 1.17 wraps it in an APIConnectionError.
+      (e: any) => /terminated/.test(String(e?.message)) || /terminated/.test(String(e?.cause?.message)),
     );
     assert.deepEqual(types, ['message_start', 'content_block_start']);
   });
