@@ -412,12 +412,26 @@ describe("policies", () => {
     assert.ok(Number(wait!.attributes!["llm_resilience.ratelimit.wait_ms"]) > 100);
   });
 
+  test("an attempt timeout aborts a hanging request and retries it", async () => {
+    register({ ...BASE, attemptTimeoutMs: 1000 });
+    fake.script({ match: { path: "/chat/completions" }, action: { hang: true } });
+    const res = await generateText({ model: openai.chat("gpt-4o-mini"), prompt: "hi" });
+    assert.equal(res.text, expectedText(3));
+    const span = onlyLogical();
+    assert.deepEqual(
+      tel.attemptsOf(span).map((a) => attr(a, "error.type")),
+      ["timeout", undefined],
+    );
+    assert.equal(eventsOf(span, "llm_resilience.retry")[0]!.attributes!["error.type"], "timeout");
+    assert.equal(fake.requests.length, 2);
+  });
+
   test("a deadline ends a hanging call with error.type timeout", async () => {
     register({ ...BASE, deadlineMs: 100 });
     fake.script({ match: { path: "/chat/completions" }, times: Infinity, action: { hang: true } });
     const started = Date.now();
     const err = await generateText({ model: openai.chat("gpt-4o-mini"), prompt: "hi" }).catch((e: unknown) => e);
-    assert.ok(Date.now() - started < 1000);
+    assert.ok(Date.now() - started < 5000, "ended by the deadline, not by the hang");
     assert.ok(err instanceof Error);
     const span = onlyLogical();
     assert.equal(attr(span, "error.type"), "timeout");
