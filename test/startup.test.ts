@@ -521,23 +521,35 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
       );
     });
 
-    test("only the exporters OTEL_* selects are loaded (default: OTLP http/protobuf), never NodeSDK's others", async () => {
+    test("exporters load at their first export (here the flush at exit), and only those OTEL_* selects (default: OTLP http/protobuf)", async () => {
       const app = newApp("mods");
       const run = await runApp(app, [fixture("first-call-same-tick.cjs")]);
       assert.equal(run.result.code, 0, describeRun(run.result));
-      const { atRegister } = appLoaded<{ atRegister: string[] }>(run);
-      const packages = [...new Set(atRegister.filter((m) => m.startsWith("@opentelemetry/")).map((m) => m.split("/").slice(0, 2).join("/")))];
-      assert.ok(packages.includes("@opentelemetry/exporter-trace-otlp-proto"));
-      assert.ok(packages.includes("@opentelemetry/exporter-metrics-otlp-proto"));
+      assertCallSpans(run, threeCalls(app));
+      const packagesOf = (mods: string[]) => [
+        ...new Set(mods.filter((m) => m.startsWith("@opentelemetry/")).map((m) => m.split("/").slice(0, 2).join("/"))),
+      ];
+      const { atRegister, byCalls } = appLoaded<{ atRegister: string[]; byCalls: string[] }>(run);
+      assert.deepEqual(
+        packagesOf([...atRegister, ...byCalls]).filter((p) => p.includes("exporter")),
+        [],
+        "no exporter loaded before the first export",
+      );
+      const line = run.result.stdout.split("\n").find((l) => l.startsWith("APP-LOADED-AT-EXIT "));
+      assert.ok(line, describeRun(run.result));
+      const atExit = packagesOf(JSON.parse(line.slice("APP-LOADED-AT-EXIT ".length)));
+      assert.ok(atExit.includes("@opentelemetry/exporter-trace-otlp-proto"), atExit.join(" "));
+      assert.ok(atExit.includes("@opentelemetry/exporter-metrics-otlp-proto"), atExit.join(" "));
       for (const never of [
         "@opentelemetry/sdk-node",
         "@opentelemetry/exporter-trace-otlp-http",
         "@opentelemetry/exporter-trace-otlp-grpc",
+        "@opentelemetry/exporter-metrics-otlp-grpc",
         "@opentelemetry/exporter-zipkin",
         "@opentelemetry/exporter-prometheus",
         "@opentelemetry/sdk-logs",
       ]) {
-        assert.ok(!packages.includes(never), `${never} was loaded: ${packages.join(" ")}`);
+        assert.ok(!atExit.includes(never), `${never} was loaded: ${atExit.join(" ")}`);
       }
     });
 

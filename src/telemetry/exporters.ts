@@ -3,14 +3,16 @@ import { join } from "node:path";
 import { ConsoleMetricExporter, type MetricReader, PeriodicExportingMetricReader, type PushMetricExporter } from "@opentelemetry/sdk-metrics";
 import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { watchedAgent } from "./collector-watch.js";
+import { lazyOtlpMetricExporter, lazySpanExporter } from "./lazy-exporters.js";
 import { reportOnce } from "./logger.js";
 import { SpanLedger } from "./span-ledger.js";
 
 /**
- * The exporters the standard OTEL_* variables ask for, and only those: each exporter package is
- * loaded when selected. The OTLP/HTTP ones (http/protobuf, the default, and http/json) and Prometheus
- * come with this package; gRPC and Zipkin are optional peer dependencies, and asking for one that is
- * not installed is said once, with the command that installs it.
+ * The exporters the standard OTEL_* variables ask for, and only those. A push exporter's package is
+ * checked at start-up and loaded at its first export (lazy-exporters.ts). The OTLP/HTTP ones
+ * (http/protobuf, the default, and http/json) and Prometheus come with this package; gRPC and Zipkin
+ * are optional peer dependencies, and asking for one that is not installed is said once, with the
+ * command that installs it.
  */
 type Env = NodeJS.ProcessEnv;
 type Signal = "TRACES" | "METRICS";
@@ -52,11 +54,14 @@ export function spanPipelinesFromEnv(env: Env = process.env): SpanPipeline[] {
     if (name === "otlp") {
       const protocol = otlpProtocol(env, "TRACES");
       endpoint = otlpEndpoint(env, "TRACES", protocol);
-      exporter = newOtlpExporter("TRACES", protocol, "OTLPTraceExporter", {});
+      const create = otlpExporterFactory<SpanExporter>("TRACES", protocol, "OTLPTraceExporter", {});
+      exporter = create && lazySpanExporter(create, `OTLP trace exporter (${OTLP_PACKAGES.TRACES[protocol]})`);
     } else if (name === "zipkin") {
       endpoint = env.OTEL_EXPORTER_ZIPKIN_ENDPOINT?.trim() || "http://localhost:9411/api/v2/spans";
-      const Zipkin = load<{ ZipkinExporter: new () => SpanExporter }>(ZIPKIN_PACKAGE, "OTEL_TRACES_EXPORTER=zipkin")?.ZipkinExporter;
-      exporter = Zipkin && new Zipkin();
+      if (installed(ZIPKIN_PACKAGE, "OTEL_TRACES_EXPORTER=zipkin")) {
+        const create = () => new (require(ZIPKIN_PACKAGE) as { ZipkinExporter: new () => SpanExporter }).ZipkinExporter();
+        exporter = lazySpanExporter(create, `Zipkin exporter (${ZIPKIN_PACKAGE})`);
+      }
     } else {
       reportOnce(`OTEL_TRACES_EXPORTER=${name} is not supported (use otlp, console, zipkin or none); no spans go there`);
     }
@@ -77,8 +82,8 @@ export function metricReadersFromEnv(env: Env = process.env): MetricReader[] {
   for (const name of names) {
     if (name === "otlp") {
       const protocol = otlpProtocol(env, "METRICS");
-      const exporter = newOtlpExporter<PushMetricExporter>("METRICS", protocol, "OTLPMetricExporter", metricRequestTimeout(env, interval));
-      if (exporter) readers.push(periodic(exporter));
+      const create = otlpExporterFactory<PushMetricExporter>("METRICS", protocol, "OTLPMetricExporter", metricRequestTimeout(env, interval));
+      if (create) readers.push(periodic(lazyOtlpMetricExporter(create, `OTLP metric exporter (${OTLP_PACKAGES.METRICS[protocol]})`, env)));
     } else if (name === "prometheus") {
       const { PrometheusExporter } = require("@opentelemetry/exporter-prometheus") as typeof import("@opentelemetry/exporter-prometheus");
       readers.push(new PrometheusExporter());
@@ -125,12 +130,14 @@ function otlpEndpoint(env: Env, signal: Signal, protocol: string): string {
   return protocol === "grpc" ? base : `${base.replace(/\/+$/, "")}/${OTLP_PATHS[signal]}`;
 }
 
-function newOtlpExporter<T>(signal: Signal, protocol: string, className: string, config: Record<string, unknown>): T | undefined {
+/** Creates the OTLP exporter of a signal (when its package is installed, else said once). */
+function otlpExporterFactory<T>(signal: Signal, protocol: string, className: string, config: Record<string, unknown>): (() => T) | undefined {
   const pkg = OTLP_PACKAGES[signal][protocol];
-  const setting = `OTEL_EXPORTER_OTLP_PROTOCOL=${protocol}`;
-  const Exporter = load<Record<string, new (config: Record<string, unknown>) => T>>(pkg, setting)?.[className];
-  if (!Exporter) return undefined;
-  return new Exporter(protocol === "grpc" ? config : { ...config, httpAgentOptions: watchedAgent });
+  if (!installed(pkg, `OTEL_EXPORTER_OTLP_PROTOCOL=${protocol}`)) return undefined;
+  return () => {
+    const Exporter = (require(pkg) as Record<string, new (config: Record<string, unknown>) => T>)[className];
+    return new Exporter(protocol === "grpc" ? config : { ...config, httpAgentOptions: watchedAgent });
+  };
 }
 
 /**
@@ -156,15 +163,14 @@ function positiveNumber(env: Env, variable: string): number | undefined {
   return undefined;
 }
 
-/** An exporter package, or undefined: one that is not installed is said once, with its install command. */
-function load<T>(pkg: string, setting: string): T | undefined {
+/** Whether an exporter package can be loaded; one that is not installed is said once, with its install command. */
+function installed(pkg: string, setting: string): boolean {
   try {
-    return require(pkg) as T;
-  } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" && String((err as Error).message).includes(`'${pkg}'`);
-    if (missing) reportOnce(`${setting} needs ${pkg}, which is not installed: npm install ${pkg}@${peerRange(pkg)}`);
-    else reportOnce(`could not load ${pkg} (${setting})`, err);
-    return undefined;
+    require.resolve(pkg);
+    return true;
+  } catch {
+    reportOnce(`${setting} needs ${pkg}, which is not installed: npm install ${pkg}@${peerRange(pkg)}`);
+    return false;
   }
 }
 
