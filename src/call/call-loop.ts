@@ -65,7 +65,7 @@ export class CallLoop implements LoopInput {
   }
 
   abortError(): Error {
-    return this.s.kit.abortError();
+    return (this.signal && this.s.sdk.abortError(this.signal)) ?? this.s.kit.abortError();
   }
 
   send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps> {

@@ -29,6 +29,8 @@ export class ResponseBody implements BodyOwner, ResponseOwner {
   private reading = false;
   /** The call went on with another attempt's response: this one's reads tell it nothing. */
   private retired = false;
+  /** Why the last read of the body failed (the transport's error, before an SDK wraps it). */
+  failedRead: unknown;
 
   constructor(
     private readonly call: BodyCall,
@@ -42,7 +44,10 @@ export class ResponseBody implements BodyOwner, ResponseOwner {
     // After the SDK's own transform (microtasks) has had its turn to end the call with the data.
     read.then(
       (body) => setImmediate(() => this.afterBodyRead(method, body, undefined)),
-      (err) => setImmediate(() => this.afterBodyRead(method, undefined, err)),
+      (err) => {
+        this.failedRead = err;
+        setImmediate(() => this.afterBodyRead(method, undefined, err));
+      },
     );
   }
 

@@ -24,6 +24,8 @@ export interface SdkAttempts {
    * error alone (connection errors, timeouts, aborts).
    */
   wouldRetry(options: any, err: unknown): Promise<boolean | undefined>;
+  /** The client's own error for a caller abort, where it builds one from the signal (openai 7.57 on: its reason as `cause`). */
+  abortError(signal: AbortSignal): Error | undefined;
 }
 
 /** Carries the call from the resource's `post()` to `makeRequest()` inside the request options. */

@@ -16,7 +16,7 @@ export function handOver(ic: InstrumentedCall, props: RequestProps): void {
   // (APIPromise.parseResponseRetrying); the SDK leaves it unset without retries left, or when the
   // response said x-should-retry: false.
   if ("retry" in props && props.response.headers.get("x-should-retry") !== "false") {
-    props.retry = () => resend(ic, ic.connectionError());
+    props.retry = () => resend(ic, ic.connectionError(ic.responseBody?.failedRead));
   }
 }
 

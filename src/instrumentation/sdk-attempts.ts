@@ -36,6 +36,14 @@ export function sdkAttempts(client: unknown, makeRequest: MakeRequest, shouldRet
         return undefined;
       }
     },
+    abortError(signal) {
+      const make = (client as { _makeUserAbortError?: unknown })._makeUserAbortError;
+      try {
+        return typeof make === "function" ? make.call(client, signal) : undefined;
+      } catch {
+        return undefined;
+      }
+    },
   };
 }
 

@@ -23,8 +23,8 @@ const REPO = resolve(__dirname, "..", "..");
 interface SpanTally {
   /** Logical span id -> the scenario running when it started. */
   started: Map<string, string>;
-  /** Logical span id -> its duration in ms. */
-  ended: Map<string, number>;
+  /** Logical span id -> its duration in ms and its llm_resilience.attempts. */
+  ended: Map<string, { ms: number; attempts: unknown }>;
   current: string;
 }
 
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
 
   const server = await startServer();
   const results: SideResult[] = [];
-  const spans: Record<string, { started: number; ended: number; longestMs: number }> = {};
+  const spans: Record<string, { started: number; ended: number; longestMs: number; attempts: unknown[] }> = {};
   const all = scenariosFor(v);
   for (const s of all) {
     if (only && !only.test(s.name)) continue;
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     // A request the client gave up on may still be arriving: let the loopback settle.
     await new Promise((r) => setTimeout(r, 30));
     results.push({ scenario: s.name, outcome, requests: [...server.requests], endMs, notes });
-    spans[s.name] = { started: 0, ended: 0, longestMs: 0 };
+    spans[s.name] = { started: 0, ended: 0, longestMs: 0, attempts: [] };
   }
   await server.close();
 
@@ -103,10 +103,11 @@ async function main(): Promise<void> {
     for (const [id, scenario] of tally.started) {
       const counts = spans[scenario]!;
       counts.started++;
-      const ms = tally.ended.get(id);
-      if (ms === undefined) continue;
+      const end = tally.ended.get(id);
+      if (end === undefined) continue;
       counts.ended++;
-      counts.longestMs = Math.max(counts.longestMs, ms);
+      counts.longestMs = Math.max(counts.longestMs, end.ms);
+      counts.attempts.push(end.attempts);
     }
   } else {
     loaded = Object.keys(require.cache).filter((f) => f.startsWith(join(REPO, "src")) || f.startsWith(join(REPO, "dist")));
@@ -125,7 +126,11 @@ function installTelemetry(): SpanTally {
       if (span.kind === 2) tally.started.set(span.spanContext().spanId, tally.current);
     },
     onEnd(span: any) {
-      if (span.kind === 2) tally.ended.set(span.spanContext().spanId, span.duration[0] * 1e3 + span.duration[1] / 1e6);
+      if (span.kind !== 2) return;
+      tally.ended.set(span.spanContext().spanId, {
+        ms: span.duration[0] * 1e3 + span.duration[1] / 1e6,
+        attempts: span.attributes["llm_resilience.attempts"],
+      });
     },
     forceFlush: async () => {},
     shutdown: async () => {},
@@ -154,6 +159,7 @@ function errorOf(e: any, serverUrl: string): NonNullable<Outcome["error"]> {
     .join("<server>");
   const out: NonNullable<Outcome["error"]> = { class: e?.constructor?.name ?? typeof e, message };
   if (typeof e?.status === "number") out.status = e.status;
+  if (e?.cause !== undefined) out.cause = e.cause?.constructor?.name ?? typeof e.cause;
   const type = e?.error?.error?.type ?? e?.error?.type ?? e?.type;
   if (typeof type === "string") out.type = type;
   return out;
