@@ -16,7 +16,7 @@
 # Environment (defaults are compose's published ports, so the README's addresses hold for both):
 #   STACK_HOST=127.0.0.1  STACK_OTLP_GRPC_PORT=4317  STACK_OTLP_HTTP_PORT=4318
 #   STACK_COLLECTOR_PROMETHEUS_PORT=8889  STACK_COLLECTOR_METRICS_PORT=8888  STACK_COLLECTOR_HEALTH_PORT=13133
-#   STACK_JAEGER_PORT=16686 (UI + HTTP API)  STACK_JAEGER_GRPC_PORT=16685  STACK_JAEGER_OTLP_PORT=14317
+#   STACK_JAEGER_PORT=16686 (HTTP API)  STACK_JAEGER_GRPC_PORT=16685  STACK_JAEGER_OTLP_PORT=14317
 #   STACK_PROMETHEUS_PORT=9090  STACK_APP_METRICS_PORT=9464 (job llm-app: an app's own /metrics)
 #   STACK_RUN_DIR         logs, pid file, Prometheus data (default <cache>/run)
 #   STACK_PROMETHEUS_CONFIG, STACK_PROMETHEUS_RULES   other prometheus.yml / alerts.yml (tests)
@@ -46,7 +46,7 @@ JAEGER_BIN="$JAEGER_DIR/jaeger"
 # ------------------------------------------------------------------------------------- build
 
 go_env() {
-  command -v go >/dev/null || die "Go is needed to build the stack (https://go.dev/dl/ or apt-get install golang)"
+  command -v go >/dev/null || die "Go 1.25 or newer is needed to build the stack (https://go.dev/dl/)"
   export CGO_ENABLED=0 GOTOOLCHAIN=local
 }
 
