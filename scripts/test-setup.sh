@@ -46,5 +46,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   [ "$status" = 0 ] || { say "apt-get install ${packages[*]} failed (exit $status)"; exit 1; }
 fi
 
+# The stack build (CPU-bound, minutes on a fresh machine) runs while compat-install downloads.
+stack_build=""
+if ! bash scripts/stack.sh check >/dev/null 2>&1; then
+  setsid bash scripts/stack.sh build &
+  stack_build=$!
+  trap 'kill -- -"$stack_build" 2>/dev/null || true' EXIT
+fi
 bash scripts/compat-install.sh
-bash scripts/stack.sh check >/dev/null 2>&1 || bash scripts/stack.sh build
+if [ -n "$stack_build" ]; then
+  wait "$stack_build" || { say "scripts/stack.sh build failed (see above)"; exit 1; }
+  trap - EXIT
+fi
