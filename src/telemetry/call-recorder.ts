@@ -15,7 +15,7 @@ import type { Operation, ProviderAdapter, ProviderName, ResponseInfo, Usage } fr
 import { SCOPE, VERSION } from "../version.js";
 import { type DecisionSource, emitDecision, hasDecisionListeners } from "./decisions.js";
 import { getInstruments } from "./instruments.js";
-import { log, reportOnce } from "./logger.js";
+import { log, logLevelEnabled, reportOnce } from "./logger.js";
 import { costLabels, type MetricLabels, metricLabels } from "./metric-labels.js";
 import { ATTR, EVENT } from "./semconv.js";
 
@@ -408,8 +408,8 @@ export class CallRecorder implements DecisionSource {
     // The summary of a call: debug when it succeeded (its decisions, if any, were logged as they
     // happened), info when it failed.
     const level = errorType === undefined ? "debug" : "info";
+    if (!logLevelEnabled(level)) return;
     const logger = log();
-    if (!logger.isLevelEnabled(level)) return;
     const sc = this.span.spanContext();
     // One literal (no spread): this line is on the hot path of every call at debug level.
     logger[level](
