@@ -46,7 +46,9 @@ else
 fi
 
 # By-name copies. Rebuilt when missing or made for another stamp (npm ci replaced the inodes).
-if [ ! -f "$COMPAT/v/.stamp" ] || [ "$(cat "$COMPAT/v/.stamp")" != "$stamp" ]; then
+# Each folder is laid out as an application: its package.json declares the SDK it uses.
+v_stamp="$stamp app-manifests"
+if [ ! -f "$COMPAT/v/.stamp" ] || [ "$(cat "$COMPAT/v/.stamp")" != "$v_stamp" ]; then
   rm -rf "$COMPAT/v"
   mkdir -p "$COMPAT/v"
   for dir in "$COMPAT"/node_modules/openai-v* "$COMPAT"/node_modules/anthropic-v*; do
@@ -56,8 +58,10 @@ if [ ! -f "$COMPAT/v/.stamp" ] || [ "$(cat "$COMPAT/v/.stamp")" != "$stamp" ]; t
     mkdir -p "$(dirname "$dest")"
     # Hard links: no extra disk; fall back to a plain copy across file systems.
     cp -al "$dir" "$dest" 2>/dev/null || cp -a "$dir" "$dest"
+    version="$(node -p "require('./$dir/package.json').version")"
+    printf '{ "name": "compat-app-%s", "private": true, "dependencies": { "%s": "%s" } }\n' "$alias" "$real" "$version" >"$COMPAT/v/$alias/package.json"
   done
-  echo "$stamp" >"$COMPAT/v/.stamp"
+  echo "$v_stamp" >"$COMPAT/v/.stamp"
 fi
 
 # The AI SDK's sets (test/compat/ai-sdk/<set>/, used by test/ai-sdk-compat.test.ts): `ai` and its
