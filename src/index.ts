@@ -89,15 +89,16 @@ export function register(options: UserOptions = {}): void {
   };
   setRuntime(rt);
   if (resolved.disabled) return;
+  // Built now, so that no call pays for it; made global once the application's own OpenTelemetry
+  // set-up, if any, has had the rest of this tick to register (or at the first call, if sooner).
+  // Before the require hooks: the SDK's modules then load without passing through them.
+  if (resolved.startSdk) prepareSdk();
   installFleetStore(resolved);
   rt.store = fleetStore ?? localStore;
   installRequireHook();
   installAiSdkRequireHook();
   installEsmHook();
   watchSdkRequests();
-  // Built now, so that no call pays for it; made global once the application's own OpenTelemetry
-  // set-up, if any, has had the rest of this tick to register (or at the first call, if sooner).
-  if (resolved.startSdk) prepareSdk();
   setImmediate(() => rt.beforeFirstCall?.()).unref();
 }
 
