@@ -503,7 +503,8 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
   describe("what start-up loads, and when", { concurrency: true }, () => {
     test("the first call in the same tick as register finds the SDK built: no OpenTelemetry module is loaded during the calls", async () => {
       const app = newApp("tick");
-      const run = await runApp(app, [fixture("first-call-same-tick.cjs")]);
+      // No periodic metric export while the calls run (it would load its exporter, lazily, then).
+      const run = await runApp(app, [fixture("first-call-same-tick.cjs")], { env: { OTEL_METRIC_EXPORT_INTERVAL: "60000" } });
       assert.equal(run.result.code, 0, describeRun(run.result));
       assertAppWorked(run, 3);
       assertCallSpans(run, threeCalls(app));
@@ -523,7 +524,7 @@ describe("start-up, telemetry set-up, nothing lost (child processes)", { concurr
 
     test("exporters load at their first export (here the flush at exit), and only those OTEL_* selects (default: OTLP http/protobuf)", async () => {
       const app = newApp("mods");
-      const run = await runApp(app, [fixture("first-call-same-tick.cjs")]);
+      const run = await runApp(app, [fixture("first-call-same-tick.cjs")], { env: { OTEL_METRIC_EXPORT_INTERVAL: "60000" } });
       assert.equal(run.result.code, 0, describeRun(run.result));
       assertCallSpans(run, threeCalls(app));
       const packagesOf = (mods: string[]) => [

@@ -4,12 +4,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Hook as RequireHook } from "require-in-the-middle";
 import { type AiSdkCallSite, runAiSdkCall } from "../call/ai-sdk-call.js";
 import type { AiSdkFamily, AiSdkMethod } from "../providers/ai-sdk.js";
 import { getRuntime } from "../runtime.js";
 import { log, reportOnce } from "../telemetry/logger.js";
 import { ownerOf } from "./owner-of.js";
+import { RequireHook } from "./require-hook.js";
 
 /**
  * The Vercel AI SDK's providers call `fetch` themselves, below the AI SDK's own retry loop. The seam is

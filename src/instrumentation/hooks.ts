@@ -2,11 +2,11 @@ import { existsSync } from "node:fs";
 import { register as registerModuleHooks } from "node:module";
 import { dirname, join, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Hook as RequireHook } from "require-in-the-middle";
 import { reportOnce } from "../telemetry/logger.js";
 import { type AiSdkPackage, instrumentAiSdkModule, isAiSdkPackage } from "./ai-sdk.js";
 import { buildCarries, declaredCopies, esmClientFile, packageRootOf } from "./copies.js";
 import { PROBED_FILES } from "./evaluation-probe.js";
+import { RequireHook } from "./require-hook.js";
 import { instrumentSdk, isSupported, readVersion, SDK_PACKAGES, type SdkPackage } from "./sdks.js";
 
 let requireHook: RequireHook | undefined;
