@@ -1,10 +1,8 @@
 import { type Context, context, type Span, SpanKind, trace } from "@opentelemetry/api";
 import type { ResilienceOptions } from "../config.js";
-import { estimateTokens } from "../policy/rate-limiter.js";
 import {
   type AiSdkFamily,
   type AiSdkMethod,
-  type AiSdkRequest,
   AiSdkStreamAccumulator,
   ATTEMPT_TIMEOUT,
   aiSdkAdapters,
@@ -12,17 +10,20 @@ import {
   aiSdkProviderName,
   headerRecordReader,
 } from "../providers/ai-sdk.js";
-import type { Operation, ProviderAdapter, ProviderName, ResponseInfo } from "../providers/types.js";
+import type { AiSdkRequest } from "../providers/ai-sdk-request.js";
+import type { Operation, ProviderAdapter, ResponseInfo } from "../providers/types.js";
 import type { Runtime } from "../runtime.js";
 import { type Attempt, CallRecorder, guard } from "../telemetry/call-recorder.js";
 import { reportOnce } from "../telemetry/logger.js";
 import { ATTR } from "../telemetry/semconv.js";
 import { SCOPE } from "../version.js";
 import { observePartStream, type PartStreamWatcher } from "./ai-sdk-stream.js";
-import { type LoopInput, type LoopResult, type RequestProps, resumeAfterStreamFailure, runAttempts } from "./attempt-loop.js";
+import { type LoopResult, type RequestProps, resumeAfterStreamFailure, runAttempts } from "./attempt-loop.js";
+import { type AttemptSender, CallLoop } from "./call-loop.js";
+import { type Endpoint, serverOf } from "./client-info.js";
 import { endWhenDropped, type StreamOwner } from "./dropped-streams.js";
-import { breakerKey, type KeyPolicies, policiesForCall } from "./key-policies.js";
 import { currentScope, withScope } from "./policy-scope.js";
+import { preflightFor } from "./preflight.js";
 import type { StreamOutcome } from "./stream-observer.js";
 
 /** One call of a provider model's `doGenerate` / `doStream` / `doEmbed`, as the AI SDK made it. */
@@ -43,8 +44,6 @@ export interface AiSdkCallSite {
 
 /** The AI SDK's `maxRetries` default: its retry loop's tries are 1 + 2. */
 const AI_SDK_DEFAULT_RETRIES = 2;
-const FALLBACK_KINDS = new Set<Operation["kind"]>(["chat", "responses", "messages", "completions"]);
-const NONE: readonly string[] = [];
 const NO_HEADERS = { get: () => null };
 
 /**
@@ -58,26 +57,19 @@ export function runAiSdkCall(rt: Runtime, site: AiSdkCallSite): Promise<unknown>
   return call.run();
 }
 
-interface Server {
-  address?: string;
-  port?: number;
-}
+type Server = ReturnType<typeof serverOf>;
 const servers = new WeakMap<object, Server>();
 
 /** Where a model sends its requests: its config's `baseURL` (anthropic) or `url()` (openai, azure). */
-function serverOf(model: any): Server {
+function modelServer(model: any): Server {
   const config = model?.config;
   if (!config || typeof config !== "object") return {};
   let server = servers.get(config);
   if (server) return server;
-  server = {};
   try {
-    const raw = typeof config.baseURL === "string" ? config.baseURL : config.url?.({ path: "", modelId: model.modelId });
-    const url = new URL(String(raw));
-    server.address = url.hostname;
-    server.port = url.port ? Number(url.port) : url.protocol === "http:" ? 80 : 443;
+    server = serverOf(typeof config.baseURL === "string" ? config.baseURL : config.url?.({ path: "", modelId: model.modelId }));
   } catch {
-    // no usable URL: leave the server attributes out
+    server = {}; // a url() that throws: no server attributes
   }
   servers.set(config, server);
   return server;
@@ -117,59 +109,63 @@ function messageOf(err: unknown): string {
   }
 }
 
-class AiSdkCall implements LoopInput, StreamOwner {
+class AiSdkCall implements AttemptSender, StreamOwner {
   readonly recorder: CallRecorder;
-  readonly adapter: ProviderAdapter;
-  readonly options: ResilienceOptions;
-  readonly maxAttempts: number;
-  readonly sdkTimeoutMs = undefined;
-  readonly signal: AbortSignal | undefined;
-  readonly model: string | undefined;
-  readonly fallbacks: readonly string[];
-  readonly contextFallbacks: readonly string[];
-  readonly estimatedTokens: number;
+  private readonly adapter: ProviderAdapter;
+  private readonly options: ResilienceOptions;
+  private readonly signal: AbortSignal | undefined;
+  private readonly model: string | undefined;
   private readonly op: Operation;
-  private readonly provider: ProviderName;
-  private readonly server: Server;
+  private readonly loop: CallLoop;
   /** What each failed attempt threw, in order: the AI SDK's RetryError lists them. */
   private readonly attemptErrors: unknown[] = [];
   private result: LoopResult | undefined;
   private streamGiveUp: string | undefined;
 
   constructor(
-    private readonly rt: Runtime,
+    rt: Runtime,
     private readonly site: AiSdkCallSite,
   ) {
     const providerId = String(site.model?.provider ?? "");
     const o = site.options;
     this.op = aiSdkOperation(providerId, site.method);
     this.adapter = aiSdkAdapters[site.family];
-    this.provider = aiSdkProviderName(site.family, providerId);
     this.options = withScope(rt.options, currentScope());
-    this.server = serverOf(site.model);
+    const endpoint: Endpoint = { provider: aiSdkProviderName(site.family, providerId), ...modelServer(site.model) };
     const modelId = typeof site.model?.modelId === "string" ? site.model.modelId : undefined;
     const request: AiSdkRequest = { modelId, options: o, method: site.method };
+    const { preflight, pricing } = preflightFor(rt, this.options, this.adapter, this.op, request);
     const parent = context.active();
     this.recorder = new CallRecorder(
       {
         adapter: this.adapter,
         op: this.op,
-        provider: this.provider,
-        serverAddress: this.server.address,
-        serverPort: this.server.port,
+        provider: endpoint.provider,
+        serverAddress: endpoint.address,
+        serverPort: endpoint.port,
         captureContent: rt.options.captureContent,
+        pricing,
       },
       parent,
       request,
       ownGenAiSpanOf(parent, this.op, modelId),
     );
-    this.maxAttempts = this.attemptsLimit();
     this.signal = o?.abortSignal ?? undefined;
     this.model = this.recorder.requestModel;
-    const fallbackable = this.model !== undefined && FALLBACK_KINDS.has(this.op.kind);
-    this.fallbacks = (fallbackable && this.options.fallbacks[this.model!]) || NONE;
-    this.contextFallbacks = (fallbackable && this.options.contextFallbacks[this.model!]) || NONE;
-    this.estimatedTokens = this.options.tpm !== undefined ? estimateTokens(o?.prompt ?? o?.values, o?.maxOutputTokens) : 0;
+    this.loop = new CallLoop({
+      recorder: this.recorder,
+      adapter: this.adapter,
+      op: this.op,
+      options: this.options,
+      store: rt.store,
+      endpoint,
+      body: request,
+      maxAttempts: this.attemptsLimit(),
+      sdkTimeoutMs: undefined,
+      signal: this.signal,
+      preflight,
+      sender: this,
+    });
   }
 
   /**
@@ -186,10 +182,6 @@ class AiSdkCall implements LoopInput, StreamOwner {
       );
     }
     return this.options.maxAttempts ?? AI_SDK_DEFAULT_RETRIES + 1;
-  }
-
-  policiesFor(model: string | undefined): KeyPolicies {
-    return policiesForCall(breakerKey(this.provider, this.server.address, this.server.port, model), this.options, this.rt.store);
   }
 
   /** What `fetch` rejects with when the caller's signal aborts: the signal's reason. */
@@ -223,7 +215,7 @@ class AiSdkCall implements LoopInput, StreamOwner {
 
   async run(): Promise<unknown> {
     try {
-      this.result = await runAttempts(this);
+      this.result = await runAttempts(this.loop);
     } catch (err) {
       throw this.finalError(err);
     }
@@ -265,7 +257,7 @@ class AiSdkCall implements LoopInput, StreamOwner {
   /** The stream failed before any output: retry on the same model if the policies allow. */
   private async restartStream(error: unknown): Promise<ReadableStream | undefined> {
     if (!this.result) return undefined;
-    const next = await resumeAfterStreamFailure(this, this.result, error);
+    const next = await resumeAfterStreamFailure(this.loop, this.result, error);
     if ("giveUp" in next) {
       this.streamGiveUp = next.giveUp;
       return undefined;
@@ -301,11 +293,7 @@ class AiSdkCall implements LoopInput, StreamOwner {
 
   private succeed(info: ResponseInfo): void {
     this.recorder.succeed(info);
-    const u = info.usage;
-    const result = this.result;
-    if (result && this.options.tpm !== undefined && u && (u.input !== undefined || u.output !== undefined)) {
-      guard("rate correction", () => result.policies.correctRate(this.estimatedTokens, (u.input ?? 0) + (u.output ?? 0)));
-    }
+    this.loop.correctRate(this.result, info.usage);
   }
 
   /**

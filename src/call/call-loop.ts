@@ -1,35 +1,46 @@
 import type { ResilienceOptions } from "../config.js";
+import { estimateTokens } from "../policy/rate-limiter.js";
 import type { StateStore } from "../policy/store.js";
-import type { Operation, ProviderAdapter } from "../providers/types.js";
-import type { Attempt, CallRecorder } from "../telemetry/call-recorder.js";
-import type { LoopInput, RequestProps } from "./attempt-loop.js";
-import type { ClientInfo } from "./client-info.js";
+import type { Operation, ProviderAdapter, Usage } from "../providers/types.js";
+import { type Attempt, type CallRecorder, guard } from "../telemetry/call-recorder.js";
+import type { LoopInput, LoopResult, RequestProps } from "./attempt-loop.js";
+import type { Endpoint } from "./client-info.js";
 import { breakerKey, type KeyPolicies, policiesForCall } from "./key-policies.js";
 import type { Preflight } from "./preflight.js";
-import { kCall, type SdkAttempts, type SdkKit } from "./sdk-kit.js";
+
+/** How one attempt leaves: through an SDK client's own request machinery, or an AI SDK provider's model method. */
+export interface AttemptSender {
+  /** Sends one attempt with the SDK's own retries off. */
+  send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps>;
+  /** The error the caller gets for an abort, as its SDK builds it. */
+  abortError(): Error;
+  /** The SDK's own verdict on retrying a failed attempt, where it has one. */
+  wouldRetry?(err: unknown): Promise<boolean | undefined> | undefined;
+}
 
 export interface CallLoopSettings {
   recorder: CallRecorder;
-  kit: SdkKit;
+  adapter: ProviderAdapter;
   op: Operation;
   options: ResilienceOptions;
   /** Where the policies keep their state: the runtime's store (in process, or Redis). */
   store: StateStore<any>;
+  /** The provider and server of the breaker keys. */
+  endpoint: Endpoint;
+  /** The request, in the shape the adapter reads (its size reserves rate-limit tokens). */
+  body: unknown;
   maxAttempts: number;
   sdkTimeoutMs: number | undefined;
-  fallbacks: readonly string[];
-  contextFallbacks: readonly string[];
-  estimatedTokens: number;
+  signal: AbortSignal | undefined;
   /** Validation and the spend limit (absent when both are off). */
   preflight?: Preflight;
-  client: ClientInfo;
-  /** The SDK's request options for this call. */
-  sdkOptions: any;
-  /** The client's own request machinery, one attempt at a time. */
-  sdk: SdkAttempts;
+  sender: AttemptSender;
 }
 
-/** What the attempt loop needs from one call: its settings, and how to send one attempt through the SDK. */
+const FALLBACK_KINDS = new Set<Operation["kind"]>(["chat", "responses", "messages", "completions"]);
+const NONE: readonly string[] = [];
+
+/** What the attempt loop needs from one call, SDK or AI SDK: its settings, its policies, and how to send one attempt. */
 export class CallLoop implements LoopInput {
   readonly recorder: CallRecorder;
   readonly adapter: ProviderAdapter;
@@ -42,50 +53,49 @@ export class CallLoop implements LoopInput {
   readonly contextFallbacks: readonly string[];
   readonly estimatedTokens: number;
   readonly preflight: Preflight | undefined;
-  /** The options every attempt sends (see SdkAttempts): the caller's, adjusted per attempt. */
-  private inner: any;
+  private readonly endpoint: Endpoint;
+  private readonly store: StateStore<any>;
+  private readonly sender: AttemptSender;
 
-  constructor(private readonly s: CallLoopSettings) {
+  constructor(s: CallLoopSettings) {
     this.recorder = s.recorder;
-    this.adapter = s.kit.adapter;
+    this.adapter = s.adapter;
     this.options = s.options;
     this.maxAttempts = s.maxAttempts;
     this.sdkTimeoutMs = s.sdkTimeoutMs;
-    this.signal = s.sdkOptions.signal ?? undefined;
+    this.signal = s.signal;
     this.model = s.recorder.requestModel;
-    this.fallbacks = s.fallbacks;
-    this.contextFallbacks = s.contextFallbacks;
-    this.estimatedTokens = s.estimatedTokens;
+    const fallbackable = this.model !== undefined && FALLBACK_KINDS.has(s.op.kind);
+    this.fallbacks = (fallbackable && s.options.fallbacks[this.model!]) || NONE;
+    this.contextFallbacks = (fallbackable && s.options.contextFallbacks[this.model!]) || NONE;
+    this.estimatedTokens =
+      s.options.tpm !== undefined ? estimateTokens(s.adapter.requestInput(s.op, s.body), s.adapter.requestedOutputTokens(s.op, s.body)) : 0;
     this.preflight = s.preflight;
+    this.endpoint = s.endpoint;
+    this.store = s.store;
+    this.sender = s.sender;
   }
 
   policiesFor(model: string | undefined): KeyPolicies {
-    const c = this.s.client;
-    return policiesForCall(breakerKey(c.provider, c.address, c.port, model), this.options, this.s.store);
-  }
-
-  abortError(): Error {
-    return (this.signal && this.s.sdk.abortError(this.signal)) ?? this.s.kit.abortError();
+    const e = this.endpoint;
+    return policiesForCall(breakerKey(e.provider, e.address, e.port, model), this.options, this.store);
   }
 
   send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps> {
-    const options = this.s.sdkOptions;
-    this.inner ??= { ...options, [kCall]: undefined };
-    const inner = this.inner;
-    // The SDK numbers an attempt maxRetries - retriesRemaining, and sends each with none remaining: it
-    // builds X-Stainless-Retry-Count itself, honouring the caller's value or null as its own loop does.
-    inner.maxRetries = attempt.number - 1;
-    // Only when ours is shorter than what the SDK applies anyway: an explicit timeout also makes
-    // openai send an X-Stainless-Timeout header the application never asked for.
-    if (timeoutMs !== undefined && timeoutMs !== this.sdkTimeoutMs) inner.timeout = Math.max(1, Math.floor(timeoutMs));
-    else if ("timeout" in options) inner.timeout = options.timeout;
-    else delete inner.timeout;
-    inner.body = model !== this.model && model !== undefined ? this.adapter.withModel(this.s.op, options.body, model) : options.body;
-    const first = attempt.number === 1;
-    return this.recorder.within(attempt, (o) => this.s.sdk.send(o, first), inner);
+    return this.sender.send(model, attempt, timeoutMs);
+  }
+
+  abortError(): Error {
+    return this.sender.abortError();
   }
 
   wouldRetry(err: unknown): Promise<boolean | undefined> | undefined {
-    return this.inner === undefined ? undefined : this.s.sdk.wouldRetry(this.inner, err);
+    return this.sender.wouldRetry?.(err);
+  }
+
+  /** The call's response used `usage`: the rate limiter's token reservation becomes what was used. */
+  correctRate(result: Pick<LoopResult, "policies"> | undefined, usage: Usage | undefined): void {
+    if (!result || this.options.tpm === undefined || !usage || (usage.input === undefined && usage.output === undefined)) return;
+    guard("rate correction", () => result.policies.correctRate(this.estimatedTokens, (usage.input ?? 0) + (usage.output ?? 0)));
   }
 }

@@ -1,6 +1,5 @@
 import type { Context } from "@opentelemetry/api";
 import type { ResilienceOptions } from "../config.js";
-import { estimateTokens } from "../policy/rate-limiter.js";
 import { classify } from "../providers/classify.js";
 import type { Operation, ProviderAdapter, ResponseInfo, StreamAccumulator } from "../providers/types.js";
 import type { Runtime } from "../runtime.js";
@@ -9,19 +8,16 @@ import { reportOnce } from "../telemetry/logger.js";
 import { type LoopResult, type RequestProps, resumeAfterStreamFailure, runAttempts } from "./attempt-loop.js";
 import { CallLoop } from "./call-loop.js";
 import { effectiveOptions, isStreamRequest, maxAttemptsFor, sdkTimeoutFor } from "./call-options.js";
-import { clientInfo } from "./client-info.js";
+import { type ClientInfo, clientInfo } from "./client-info.js";
 import { endWhenUnread } from "./dropped-responses.js";
 import { endWhenDropped, type UnreadStream } from "./dropped-streams.js";
 import { currentScope, withScope } from "./policy-scope.js";
-import { Preflight } from "./preflight.js";
-import { chargesFor } from "./pricing.js";
+import { type Preflight, preflightFor } from "./preflight.js";
 import { type BodyCall, ResponseBody } from "./response-body.js";
 import { kCall, type SdkAttempts, type SdkKit } from "./sdk-kit.js";
+import { SdkSender } from "./sdk-sender.js";
 import { observeStream } from "./stream-observer.js";
 import { isStream, iteratorOnRetriedResponse } from "./stream-restart.js";
-
-const FALLBACK_KINDS = new Set<Operation["kind"]>(["chat", "responses", "messages", "completions"]);
-const NONE: readonly string[] = [];
 
 /** One instrumented SDK call: its recorder (telemetry), the attempt loop, and reading the result. */
 export class InstrumentedCall implements BodyCall {
@@ -37,7 +33,7 @@ export class InstrumentedCall implements BodyCall {
   private streamRequest = false;
   private loop: CallLoop | undefined;
   private streamGiveUp: string | undefined;
-  private readonly estimatedTokens: number;
+  private readonly info: ClientInfo;
   private readonly preflight: Preflight | undefined;
 
   private constructor(
@@ -52,11 +48,9 @@ export class InstrumentedCall implements BodyCall {
     this.adapter = kit.adapter;
     this.options = withScope(effectiveOptions(rt, client), currentScope());
     const info = clientInfo(client, kit.adapter);
-    const charges = chargesFor(rt.options, rt.store);
-    this.preflight =
-      this.options.validate || charges.spend
-        ? new Preflight(kit.adapter.sdk, op, body, charges.pricing, charges.spend, this.options.validate === true)
-        : undefined;
+    this.info = info;
+    const { preflight, pricing } = preflightFor(rt, this.options, kit.adapter, op, body);
+    this.preflight = preflight;
     this.recorder = new CallRecorder(
       {
         adapter: kit.adapter,
@@ -66,7 +60,7 @@ export class InstrumentedCall implements BodyCall {
         serverPort: info.port,
         captureContent: rt.options.captureContent,
         secrets: info.secrets,
-        pricing: this.preflight ?? charges.pricing,
+        pricing,
       },
       parent,
       body,
@@ -77,10 +71,6 @@ export class InstrumentedCall implements BodyCall {
       kit.adapter.sdk === "openai" &&
       body?.stream === true &&
       body.stream_options?.include_usage !== true;
-    this.estimatedTokens =
-      this.options.tpm !== undefined
-        ? estimateTokens(body?.messages ?? body?.input ?? body?.prompt, body?.max_tokens ?? body?.max_completion_tokens ?? body?.max_output_tokens)
-        : 0;
   }
 
   /** Called when the resource's request options resolve; returns the options to send on. */
@@ -102,23 +92,20 @@ export class InstrumentedCall implements BodyCall {
 
   /** Replaces the SDK's retry loop: each attempt goes through the client's own `sdk.send` with its retries off. */
   async run(options: any, sdk: SdkAttempts): Promise<RequestProps> {
-    const requestModel = this.recorder.requestModel;
-    const fallbackable = requestModel !== undefined && FALLBACK_KINDS.has(this.op.kind);
+    const sdkTimeoutMs = sdkTimeoutFor(this.client, options);
     const loop = new CallLoop({
       recorder: this.recorder,
-      kit: this.kit,
+      adapter: this.adapter,
       op: this.op,
       options: this.options,
       store: this.rt.store,
+      endpoint: this.info,
+      body: options.body,
       maxAttempts: maxAttemptsFor(this.rt, this.client, options, this.options),
-      sdkTimeoutMs: sdkTimeoutFor(this.client, options),
-      fallbacks: (fallbackable && this.options.fallbacks[requestModel]) || NONE,
-      contextFallbacks: (fallbackable && this.options.contextFallbacks[requestModel]) || NONE,
-      estimatedTokens: this.estimatedTokens,
+      sdkTimeoutMs,
+      signal: options.signal ?? undefined,
       preflight: this.preflight,
-      client: clientInfo(this.client, this.kit.adapter),
-      sdkOptions: options,
-      sdk,
+      sender: new SdkSender(this.recorder, this.kit, this.op, options, sdkTimeoutMs, sdk),
     });
     this.loop = loop;
     this.streamRequest = isStreamRequest(options);
@@ -218,10 +205,6 @@ export class InstrumentedCall implements BodyCall {
   succeed(info: ResponseInfo, at?: number): void {
     if (info.errorType !== undefined) this.recorder.fail(info.errorType, undefined, info);
     else this.recorder.succeed(info, at);
-    const u = info.usage;
-    const result = this.result;
-    if (result && this.options.tpm !== undefined && u && (u.input !== undefined || u.output !== undefined)) {
-      guard("rate correction", () => result.policies.correctRate(this.estimatedTokens, (u.input ?? 0) + (u.output ?? 0)));
-    }
+    this.loop?.correctRate(this.result, info.usage);
   }
 }

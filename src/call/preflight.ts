@@ -1,13 +1,17 @@
+import type { ResilienceOptions } from "../config.js";
 import { InvalidRequestError, SpendLimitError } from "../errors.js";
 import { estimateTokens } from "../policy/rate-limiter.js";
 import type { SpendDecision } from "../policy/spend-cell.js";
 import type { SpendLimit } from "../policy/spend-limit.js";
 import { worstCaseCost } from "../pricing/price-book.js";
-import { requestedOutputTokens, requestInput } from "../providers/request-size.js";
-import type { Operation, Usage } from "../providers/types.js";
-import { checkRequest, modelProblems, overflowsContext, type RequestCheck } from "../providers/validate-request.js";
+import type { Operation, ProviderAdapter, RequestCheck, Usage } from "../providers/types.js";
+import { modelProblems, overflowsContext } from "../providers/validate-request.js";
+import type { Runtime } from "../runtime.js";
 import type { CallPricing, CallRecorder, ResponseCost } from "../telemetry/call-recorder.js";
-import type { Pricing } from "./pricing.js";
+import { chargesFor, type Pricing } from "./pricing.js";
+
+/** How a Preflight reads the request it checks: the call's provider adapter (SDK or AI SDK shape). */
+type RequestReader = Pick<ProviderAdapter, "requestInput" | "requestedOutputTokens" | "checkRequest">;
 
 /** Output assumed for a request without max tokens to a model whose output limit is unknown. */
 const DEFAULT_OUTPUT_TOKENS = 32_768;
@@ -29,14 +33,14 @@ export class Preflight implements CallPricing {
   private inputTokens: number | undefined;
 
   constructor(
-    sdk: "openai" | "anthropic",
+    private readonly reader: RequestReader,
     private readonly op: Operation,
     private readonly body: unknown,
     private readonly pricing: Pricing,
     private readonly spend: SpendLimit<any> | undefined,
     validate: boolean,
   ) {
-    this.check = validate ? checkRequest(sdk, op, body) : undefined;
+    this.check = validate ? reader.checkRequest(op, body) : undefined;
   }
 
   admit(model: string | undefined, recorder: CallRecorder): PreflightStop | undefined | Promise<PreflightStop | undefined> {
@@ -54,8 +58,8 @@ export class Preflight implements CallPricing {
     if (!this.spend || model === undefined) return undefined;
     const price = this.pricing.priceOf(undefined, model);
     if (!price) return undefined;
-    this.inputTokens ??= estimateTokens(requestInput(this.op, this.body));
-    const output = requestedOutputTokens(this.op, this.body) ?? price.maxOutputTokens ?? DEFAULT_OUTPUT_TOKENS;
+    this.inputTokens ??= estimateTokens(this.reader.requestInput(this.op, this.body));
+    const output = this.reader.requestedOutputTokens(this.op, this.body) ?? price.maxOutputTokens ?? DEFAULT_OUTPUT_TOKENS;
     const estimate = worstCaseCost(price, this.inputTokens, output);
     const need = estimate - this.heldUsd;
     if (need <= 0) return undefined;
@@ -89,6 +93,24 @@ export class Preflight implements CallPricing {
     const r = this.spend.settle(hold, totalUsd);
     if (isThenable(r)) r.catch(() => {});
   }
+}
+
+/**
+ * What prices a call's responses, and its Preflight when validation (`options.validate`, the call's
+ * own options) or the runtime's spend limit is on: the Preflight then prices the call too.
+ */
+export function preflightFor(
+  rt: Runtime,
+  options: ResilienceOptions,
+  adapter: RequestReader,
+  op: Operation,
+  body: unknown,
+): { preflight: Preflight | undefined; pricing: CallPricing } {
+  const charges = chargesFor(rt.options, rt.store);
+  const validate = options.validate === true;
+  if (!validate && !charges.spend) return { preflight: undefined, pricing: charges.pricing };
+  const preflight = new Preflight(adapter, op, body, charges.pricing, charges.spend, validate);
+  return { preflight, pricing: preflight };
 }
 
 function isThenable<T>(v: T | Promise<T>): v is Promise<T> {

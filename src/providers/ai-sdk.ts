@@ -1,5 +1,6 @@
 import type { Attributes } from "@opentelemetry/api";
 import { ATTR } from "../telemetry/semconv.js";
+import { type AiSdkRequest, aiSdkRequestedOutputTokens, aiSdkRequestInput, checkAiSdkRequest } from "./ai-sdk-request.js";
 import { anthropicAdapter } from "./anthropic.js";
 import { openaiAdapter } from "./openai.js";
 import { num, putAll, str, strList } from "./read.js";
@@ -11,17 +12,10 @@ import type { Failure, Operation, ProviderAdapter, ProviderName, ResponseInfo, S
  * from the AI SDK's provider-neutral shapes (language model and embedding model specifications v2–v4).
  */
 
-export type AiSdkMethod = "doGenerate" | "doStream" | "doEmbed";
+export type AiSdkMethod = AiSdkRequest["method"];
 
 /** Which wire API a model class speaks: @ai-sdk/openai's and @ai-sdk/azure's models speak OpenAI's. */
 export type AiSdkFamily = "openai" | "anthropic";
-
-/** One provider model call: the model it asks for and the AI SDK's call options. */
-export interface AiSdkRequest {
-  readonly modelId: string | undefined;
-  readonly options: any;
-  readonly method: AiSdkMethod;
-}
 
 const CHAT: Operation = { name: "chat", kind: "chat" };
 const RESPONSES: Operation = { name: "chat", kind: "responses" };
@@ -263,6 +257,9 @@ function adapterFor(family: AiSdkFamily): ProviderAdapter {
       });
     },
     requestContent: (_op, req: AiSdkRequest) => (req?.method === "doEmbed" ? req.options?.values : req?.options?.prompt),
+    requestInput: aiSdkRequestInput,
+    requestedOutputTokens: (op, req: AiSdkRequest) => aiSdkRequestedOutputTokens(family, op, req),
+    checkRequest: checkAiSdkRequest,
     responseInfo: (op, result) => (op.kind === "embeddings" ? embedInfo(result) : generateInfo(result)),
     streamAccumulator: () => new AiSdkStreamAccumulator(),
     providerErrorType: (err) => providerErrorType(family, isApiCallError(err) ? err.data : err, err?.statusCode, err?.message),

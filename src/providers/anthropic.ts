@@ -1,7 +1,9 @@
 import type { Attributes } from "@opentelemetry/api";
 import { ATTR } from "../telemetry/semconv.js";
 import { num, putAll, str, strList, sum } from "./read.js";
+import { requestedOutputTokens, requestInput } from "./request-size.js";
 import type { Operation, ProviderAdapter, ResponseInfo, StreamAccumulator, Usage } from "./types.js";
+import { checkRequest } from "./validate-request.js";
 
 const MESSAGES: Operation = { name: "chat", kind: "messages" };
 const COUNT_TOKENS: Operation = { name: "count_tokens", kind: "count_tokens" };
@@ -118,6 +120,10 @@ export const anthropicAdapter: ProviderAdapter = {
   streamAccumulator() {
     return new MessageStreamAccumulator();
   },
+
+  requestInput,
+  requestedOutputTokens,
+  checkRequest: (op, b) => checkRequest("anthropic", op, b),
 
   providerErrorType(err) {
     const type = err?.type ?? err?.error?.error?.type;

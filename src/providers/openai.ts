@@ -1,7 +1,9 @@
 import type { Attributes } from "@opentelemetry/api";
 import { ATTR } from "../telemetry/semconv.js";
 import { num, putAll, str, strList } from "./read.js";
+import { requestedOutputTokens, requestInput } from "./request-size.js";
 import type { Operation, ProviderAdapter, ResponseInfo, StreamAccumulator, Usage } from "./types.js";
+import { checkRequest } from "./validate-request.js";
 
 const CHAT: Operation = { name: "chat", kind: "chat" };
 const RESPONSES: Operation = { name: "chat", kind: "responses" };
@@ -181,6 +183,10 @@ export const openaiAdapter: ProviderAdapter = {
   streamAccumulator(op, injectedUsage) {
     return op.kind === "responses" ? new ResponsesStreamAccumulator() : new ChoiceStreamAccumulator(injectedUsage);
   },
+
+  requestInput,
+  requestedOutputTokens,
+  checkRequest: (op, b) => checkRequest("openai", op, b),
 
   providerErrorType(err) {
     const code = err?.code ?? err?.error?.code;

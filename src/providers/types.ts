@@ -51,6 +51,12 @@ export interface ProviderAdapter {
   requestContent(op: Operation, body: any): unknown;
   responseInfo(op: Operation, data: any): ResponseInfo;
   streamAccumulator(op: Operation, injectedUsage: boolean): StreamAccumulator;
+  /** The parts of a request the provider bills as input tokens (the spend limit's and the rate limiter's estimates read them). */
+  requestInput(op: Operation, body: any): unknown;
+  /** The output tokens a request asks for at most, when it says. */
+  requestedOutputTokens(op: Operation, body: any): number | undefined;
+  /** What the provider would refuse in this request (opt-in validation); undefined for a request nothing is checked in. */
+  checkRequest(op: Operation, body: any): RequestCheck | undefined;
   /** The provider's error type for an SDK APIError, when it sent one. */
   providerErrorType(err: any): string | undefined;
   /** Errors of a shape `classify` does not know (the AI SDK's): this adapter classifies them itself. */
@@ -70,4 +76,19 @@ export interface Failure {
   rateLimited: boolean;
   contextOverflow: boolean;
   headers?: { get(name: string): string | null };
+}
+
+/** What the context and output checks need to know of a model. */
+export interface RequestLimits {
+  readonly contextWindow?: number;
+  readonly maxOutputTokens?: number;
+}
+
+/** A request checked before it is sent: what the provider would refuse with a 400, whatever the model. */
+export interface RequestCheck {
+  readonly problems: readonly string[];
+  /** The fewest input tokens the request can be (see minInputTokens). */
+  readonly minInputTokens: number;
+  /** A `max_tokens` the provider refuses above the model's output limit (Anthropic). */
+  readonly boundedMaxTokens?: number;
 }

@@ -1,22 +1,7 @@
 import { minInputTokens, requestInput } from "./request-size.js";
-import type { Operation } from "./types.js";
+import type { Operation, RequestCheck, RequestLimits } from "./types.js";
 import { anthropicProblems } from "./validate-anthropic.js";
 import { openaiProblems } from "./validate-openai.js";
-
-/** What the context and output checks need to know of a model. */
-export interface RequestLimits {
-  readonly contextWindow?: number;
-  readonly maxOutputTokens?: number;
-}
-
-/** A request checked before it is sent: what the provider would refuse with a 400, whatever the model. */
-export interface RequestCheck {
-  readonly problems: readonly string[];
-  /** The fewest input tokens the request can be (see minInputTokens). */
-  readonly minInputTokens: number;
-  /** A `max_tokens` the provider refuses above the model's output limit (Anthropic). */
-  readonly boundedMaxTokens?: number;
-}
 
 const CHECKED = new Set<Operation["kind"]>(["chat", "responses", "completions", "messages"]);
 
