@@ -2,6 +2,7 @@ import type { Attributes } from "@opentelemetry/api";
 import { ATTR } from "../telemetry/semconv.js";
 import { type AiSdkRequest, aiSdkRequestedOutputTokens, aiSdkRequestInput, checkAiSdkRequest } from "./ai-sdk-request.js";
 import { anthropicAdapter } from "./anthropic.js";
+import { httpFailure, isSocketError, NO_FLAGS, providerTypeFailure } from "./classify.js";
 import { openaiAdapter } from "./openai.js";
 import { num, putAll, str, strList } from "./read.js";
 import type { Failure, Operation, ProviderAdapter, ProviderName, ResponseInfo, StreamAccumulator, Usage } from "./types.js";
@@ -72,8 +73,6 @@ function providerErrorType(family: AiSdkFamily, data: any, status: number | unde
   return openaiAdapter.providerErrorType({ status, code: inner?.code, type: inner?.type });
 }
 
-const TRANSIENT_TYPES = new Set(["overloaded_error", "api_error", "server_error", "rate_limit_error", "timeout_error"]);
-const BASE = { timeout: false, aborted: false, outage: false, rateLimited: false, contextOverflow: false };
 
 /**
  * How the attempt loop treats an error a provider model call threw (the same rules as for the SDKs:
@@ -81,59 +80,26 @@ const BASE = { timeout: false, aborted: false, outage: false, rateLimited: false
  */
 function aiSdkFailure(family: AiSdkFamily, err: unknown): Failure {
   const e = err as any;
-  if (e?.[ATTEMPT_TIMEOUT] === true) return { ...BASE, errorType: "timeout", retryable: true, timeout: true, outage: true };
+  if (e?.[ATTEMPT_TIMEOUT] === true) return { ...NO_FLAGS, errorType: "timeout", retryable: true, timeout: true, outage: true };
   const name = typeof e?.name === "string" ? e.name : "";
-  if (name === "BreakerOpenError") return { ...BASE, errorType: "breaker_open", retryable: false };
-  if (name === "DeadlineExceededError") return { ...BASE, errorType: "timeout", retryable: false, timeout: true };
+  if (name === "BreakerOpenError") return { ...NO_FLAGS, errorType: "breaker_open", retryable: false };
+  if (name === "DeadlineExceededError") return { ...NO_FLAGS, errorType: "timeout", retryable: false, timeout: true };
   if (name === "AbortError" || name === "TimeoutError" || name === "ResponseAborted") {
     // The caller's signal (its own abort, or the AI SDK's `timeout` option): stop, never retry.
     const timeout = name === "TimeoutError";
-    return { ...BASE, errorType: timeout ? "timeout" : "aborted", retryable: false, aborted: true, timeout };
+    return { ...NO_FLAGS, errorType: timeout ? "timeout" : "aborted", retryable: false, aborted: true, timeout };
   }
   if (isApiCallError(e)) {
     const status = typeof e.statusCode === "number" ? e.statusCode : undefined;
     if (status === undefined) {
       // No answer: "Cannot connect to API", a reset socket, a body cut short.
-      return { ...BASE, errorType: "connection_error", retryable: e.isRetryable === true, outage: true };
+      return { ...NO_FLAGS, errorType: "connection_error", retryable: e.isRetryable === true, outage: true };
     }
-    const headers = headerRecordReader(e.responseHeaders);
-    const providerType = providerErrorType(family, e.data, status, e.message);
-    const override = headers?.get("x-should-retry");
-    const retryable = override === "true" ? true : override === "false" ? false : status === 408 || status === 409 || status === 429 || status >= 500;
-    return {
-      ...BASE,
-      errorType: providerType ?? String(status),
-      retryable,
-      status,
-      outage: status >= 500 || status === 408,
-      rateLimited: status === 429,
-      contextOverflow: providerType === "context_length_exceeded",
-      headers,
-    };
+    return httpFailure(status, providerErrorType(family, e.data, status, e.message), headerRecordReader(e.responseHeaders));
   }
-  if (isSocketError(e)) return { ...BASE, errorType: "connection_error", retryable: true, outage: true };
+  if (isSocketError(e)) return { ...NO_FLAGS, errorType: "connection_error", retryable: true, outage: true };
   // A stream's `error` part: the provider's error object as it was sent.
-  const providerType = e && typeof e === "object" && !(e instanceof Error) ? providerErrorType(family, e, undefined, undefined) : undefined;
-  if (providerType) {
-    return {
-      ...BASE,
-      errorType: providerType,
-      retryable: TRANSIENT_TYPES.has(providerType),
-      outage: providerType === "overloaded_error" || providerType === "api_error" || providerType === "server_error",
-      rateLimited: providerType === "rate_limit_error",
-    };
-  }
-  return { ...BASE, errorType: "_OTHER", retryable: false };
-}
-
-/** undici's errors for a connection that broke (a cut stream is `TypeError: terminated`). */
-function isSocketError(e: any): boolean {
-  if (!(e instanceof Error)) return false;
-  const code = e.cause && typeof e.cause === "object" ? (e.cause as any).code : (e as any).code;
-  return (
-    (e.name === "TypeError" && (e.message === "terminated" || e.message === "fetch failed")) ||
-    /^(ECONNRESET|ECONNREFUSED|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(String(code ?? ""))
-  );
+  return providerTypeFailure(e && typeof e === "object" && !(e instanceof Error) ? providerErrorType(family, e, undefined, undefined) : undefined);
 }
 
 /** Usage in the specification v3/v4 shape ({inputTokens: {total, cacheRead, cacheWrite}, …}) or the flat v2 one. */

@@ -2,6 +2,9 @@ import type { Failure, ProviderAdapter } from "./types.js";
 
 export type { Failure } from "./types.js";
 
+/** A failure with every flag off: the classifiers spread it and set what applies. */
+export const NO_FLAGS = Object.freeze({ timeout: false, aborted: false, outage: false, rateLimited: false, contextOverflow: false });
+
 const TRANSIENT_TYPES = new Set(["overloaded_error", "api_error", "server_error", "rate_limit_error", "timeout_error"]);
 
 function isRetryableStatus(status: number): boolean {
@@ -12,7 +15,7 @@ export function classify(err: unknown, adapter: ProviderAdapter): Failure {
   if (adapter.classify) return adapter.classify(err);
   const e = err as any;
   const name: string = e?.constructor?.name ?? e?.name ?? "";
-  const base = { timeout: false, aborted: false, outage: false, rateLimited: false, contextOverflow: false };
+  const base = NO_FLAGS;
   if (name === "APIUserAbortError" || e?.name === "AbortError") {
     return { ...base, errorType: "aborted", retryable: false, aborted: true };
   }
@@ -28,38 +31,47 @@ export function classify(err: unknown, adapter: ProviderAdapter): Failure {
   const status: number | undefined = typeof e?.status === "number" ? e.status : undefined;
   const headers = headerReader(e?.headers);
   const providerType = adapter.providerErrorType(e);
-  if (status !== undefined) {
-    const override = headers?.get("x-should-retry");
-    const retryable = override === "true" ? true : override === "false" ? false : isRetryableStatus(status);
-    return {
-      ...base,
-      errorType: providerType ?? String(status),
-      retryable,
-      status,
-      outage: status >= 500 || status === 408,
-      rateLimited: status === 429,
-      contextOverflow: providerType === "context_length_exceeded",
-      headers,
-    };
-  }
+  if (status !== undefined) return httpFailure(status, providerType, headers);
   // An APIError without status: a mid-stream `event: error` carrying the provider's type.
-  if (providerType) {
-    return {
-      ...base,
-      errorType: providerType,
-      retryable: TRANSIENT_TYPES.has(providerType),
-      outage: providerType === "overloaded_error" || providerType === "api_error" || providerType === "server_error",
-      rateLimited: providerType === "rate_limit_error",
-    };
-  }
-  return { ...base, errorType: "_OTHER", retryable: false };
+  return providerTypeFailure(providerType);
 }
 
-/** undici's errors for a connection that broke mid-body (a cut stream): `TypeError: terminated`. */
-function isSocketError(e: any): boolean {
+/** An HTTP error answer: retried as the SDKs do (`x-should-retry` first, then the status). */
+export function httpFailure(status: number, providerType: string | undefined, headers: Failure["headers"]): Failure {
+  const override = headers?.get("x-should-retry");
+  const retryable = override === "true" ? true : override === "false" ? false : isRetryableStatus(status);
+  return {
+    ...NO_FLAGS,
+    errorType: providerType ?? String(status),
+    retryable,
+    status,
+    outage: status >= 500 || status === 408,
+    rateLimited: status === 429,
+    contextOverflow: providerType === "context_length_exceeded",
+    headers,
+  };
+}
+
+/** An error without an HTTP status that carries the provider's error type (a stream's error event), or `_OTHER`. */
+export function providerTypeFailure(providerType: string | undefined): Failure {
+  if (!providerType) return { ...NO_FLAGS, errorType: "_OTHER", retryable: false };
+  return {
+    ...NO_FLAGS,
+    errorType: providerType,
+    retryable: TRANSIENT_TYPES.has(providerType),
+    outage: providerType === "overloaded_error" || providerType === "api_error" || providerType === "server_error",
+    rateLimited: providerType === "rate_limit_error",
+  };
+}
+
+/** undici's errors for a connection that failed or broke mid-body (a cut stream is `TypeError: terminated`). */
+export function isSocketError(e: any): boolean {
   if (!(e instanceof Error) || typeof (e as any).status === "number") return false;
   const code = e.cause && typeof e.cause === "object" ? (e.cause as any).code : (e as any).code;
-  return (e.name === "TypeError" && e.message === "terminated") || /^(ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(String(code ?? ""));
+  return (
+    (e.name === "TypeError" && (e.message === "terminated" || e.message === "fetch failed")) ||
+    /^(ECONNRESET|ECONNREFUSED|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(String(code ?? ""))
+  );
 }
 
 /**
