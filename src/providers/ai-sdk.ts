@@ -73,7 +73,6 @@ function providerErrorType(family: AiSdkFamily, data: any, status: number | unde
   return openaiAdapter.providerErrorType({ status, code: inner?.code, type: inner?.type });
 }
 
-
 /**
  * How the attempt loop treats an error a provider model call threw (the same rules as for the SDKs:
  * README "Which errors are retried").
