@@ -18,7 +18,17 @@ export interface RequestProps {
   [k: string]: unknown;
 }
 
-export interface LoopInput {
+/** How one attempt leaves: through an SDK client's own request machinery, or an AI SDK provider's model method. */
+export interface AttemptSender {
+  /** Sends one attempt with the SDK's own retries off. */
+  send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps>;
+  /** The error the caller gets for an abort, as its SDK builds it (APIUserAbortError of that SDK build, the signal's reason). */
+  abortError(): Error;
+  /** The SDK's own verdict on retrying after this failed attempt, where it has one (see SdkAttempts.wouldRetry). */
+  wouldRetry?(err: unknown): Promise<boolean | undefined> | undefined;
+}
+
+export interface LoopInput extends AttemptSender {
   recorder: CallRecorder;
   adapter: ProviderAdapter;
   options: ResilienceOptions;
@@ -35,12 +45,6 @@ export interface LoopInput {
   /** Validation and the spend limit, before the first request to each model (absent when both are off). */
   preflight?: Pick<Preflight, "admit">;
   policiesFor(model: string | undefined): KeyPolicies;
-  /** Sends one attempt through the SDK with its own retries off. */
-  send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps>;
-  /** The error the SDK throws for a caller abort (APIUserAbortError of that SDK build). */
-  abortError(): Error;
-  /** The SDK's own verdict on retrying after this failed attempt, where it has one (see SdkAttempts.wouldRetry). */
-  wouldRetry?(err: unknown): Promise<boolean | undefined> | undefined;
 }
 
 export interface LoopResult {

@@ -3,20 +3,10 @@ import { estimateTokens } from "../policy/rate-limiter.js";
 import type { StateStore } from "../policy/store.js";
 import type { Operation, ProviderAdapter, Usage } from "../providers/types.js";
 import { type Attempt, type CallRecorder, guard } from "../telemetry/call-recorder.js";
-import type { LoopInput, LoopResult, RequestProps } from "./attempt-loop.js";
+import type { AttemptSender, LoopInput, LoopResult, RequestProps } from "./attempt-loop.js";
 import type { Endpoint } from "./client-info.js";
 import { breakerKey, type KeyPolicies, policiesForCall } from "./key-policies.js";
 import type { Preflight } from "./preflight.js";
-
-/** How one attempt leaves: through an SDK client's own request machinery, or an AI SDK provider's model method. */
-export interface AttemptSender {
-  /** Sends one attempt with the SDK's own retries off. */
-  send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps>;
-  /** The error the caller gets for an abort, as its SDK builds it. */
-  abortError(): Error;
-  /** The SDK's own verdict on retrying a failed attempt, where it has one. */
-  wouldRetry?(err: unknown): Promise<boolean | undefined> | undefined;
-}
 
 export interface CallLoopSettings {
   recorder: CallRecorder;

@@ -1,7 +1,6 @@
 import type { Operation } from "../providers/types.js";
 import type { Attempt, CallRecorder } from "../telemetry/call-recorder.js";
-import type { RequestProps } from "./attempt-loop.js";
-import type { AttemptSender } from "./call-loop.js";
+import type { AttemptSender, RequestProps } from "./attempt-loop.js";
 import { kCall, type SdkAttempts, type SdkKit } from "./sdk-kit.js";
 
 /** Sends a call's attempts through the SDK client's own machinery, one at a time, on one options object. */
