@@ -1,15 +1,17 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import * as diagnosticsChannel from "node:diagnostics_channel";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { type AiSdkCallSite, runAiSdkCall } from "../call/ai-sdk-call.js";
 import type { AiSdkFamily, AiSdkMethod } from "../providers/ai-sdk.js";
 import { getRuntime } from "../runtime.js";
-import { log, reportOnce } from "../telemetry/logger.js";
+import { reportOnce } from "../telemetry/logger.js";
 import { ownerOf } from "./owner-of.js";
+import { readJson, readVersion } from "./package-files.js";
 import { RequireHook } from "./require-hook.js";
+import { warnOnce } from "./warn-once.js";
 
 /**
  * The Vercel AI SDK's providers call `fetch` themselves, below the AI SDK's own retry loop. The seam is
@@ -32,13 +34,6 @@ export function isAiSdkPackage(name: string): name is AiSdkPackage {
 function isSupported(version: string | undefined): boolean {
   const major = Number(/^(\d+)\./.exec(version ?? "")?.[1]);
   return major >= SUPPORTED_MAJORS.min && major < SUPPORTED_MAJORS.belowMajor;
-}
-
-const warned = new Set<string>();
-function warnOnce(key: string, message: string, extra: Record<string, unknown>): void {
-  if (warned.has(key)) return;
-  warned.add(key);
-  log().warn(extra, message);
 }
 
 const PROBE = "llm-resilience-probe";
@@ -126,19 +121,6 @@ function instrumentAiSdkPackage(pkg: AiSdkPackage, ns: unknown, version: string 
     );
   }
   return patched;
-}
-
-function readVersion(baseDir: string | undefined): string | undefined {
-  if (!baseDir) return undefined;
-  return readJson(join(baseDir, "package.json"))?.version;
-}
-
-function readJson(file: string): any {
-  try {
-    return JSON.parse(readFileSync(file, "utf8"));
-  } catch {
-    return undefined;
-  }
 }
 
 /** An ES module build the loader hook (esm/hook.mjs) saw evaluated after registering. */

@@ -1,29 +1,12 @@
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { readJson, readText } from "./package-files.js";
 
 /**
  * Finding SDK copies on disk without loading them: where Node would resolve a package from a folder,
  * and which copies the application's direct dependencies (LangChain, @openai/agents, the Bedrock and
  * Vertex SDKs, ...) resolve: a nested copy (npm), a sibling in pnpm's `.pnpm` store, the hoisted one.
  */
-
-function readText(file: string): string | undefined {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return undefined;
-  }
-}
-
-function readJson(file: string): any {
-  const text = readText(file);
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
 /** The real folder of package `name` as Node resolves it from `fromDir`: the first node_modules/<name> up the tree. */
 function findPackage(fromDir: string, name: string): string | undefined {

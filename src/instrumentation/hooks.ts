@@ -6,8 +6,9 @@ import { reportOnce } from "../telemetry/logger.js";
 import { type AiSdkPackage, instrumentAiSdkModule, isAiSdkPackage } from "./ai-sdk.js";
 import { buildCarries, declaredCopies, esmClientFile, packageRootOf } from "./copies.js";
 import { PROBED_FILES } from "./evaluation-probe.js";
+import { readVersion } from "./package-files.js";
 import { RequireHook } from "./require-hook.js";
-import { instrumentSdk, isSupported, readVersion, SDK_PACKAGES, type SdkPackage } from "./sdks.js";
+import { instrumentSdk, isSupported, SDK_PACKAGES, type SdkPackage } from "./sdks.js";
 
 let requireHook: RequireHook | undefined;
 

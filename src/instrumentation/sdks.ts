@@ -1,12 +1,10 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import type { SdkKit } from "../call/sdk-kit.js";
 import { anthropicAdapter } from "../providers/anthropic.js";
 import { openaiAdapter } from "../providers/openai.js";
-import { log } from "../telemetry/logger.js";
 import { silenceAnthropicTracing, silenceClientTracing } from "./anthropic-tracing.js";
 import { ownerOf } from "./owner-of.js";
 import { patchClientClass } from "./patch-client.js";
+import { warnOnce } from "./warn-once.js";
 
 export const SDK_PACKAGES = ["openai", "@anthropic-ai/sdk"] as const;
 export type SdkPackage = (typeof SDK_PACKAGES)[number];
@@ -25,22 +23,6 @@ export function isSupported(pkg: SdkPackage, version: string | undefined): boole
   const { min, belowMajor } = SUPPORTED[pkg];
   if (major >= belowMajor) return false;
   return major > min[0] || (major === min[0] && minor >= min[1]);
-}
-
-export function readVersion(baseDir: string | undefined): string | undefined {
-  if (!baseDir) return undefined;
-  try {
-    return JSON.parse(readFileSync(join(baseDir, "package.json"), "utf8")).version;
-  } catch {
-    return undefined;
-  }
-}
-
-const warned = new Set<string>();
-function warnOnce(key: string, message: string, extra: Record<string, unknown>): void {
-  if (warned.has(key)) return;
-  warned.add(key);
-  log().warn(extra, message);
 }
 
 export function warnUnsupported(pkg: SdkPackage, version: string | undefined): void {
