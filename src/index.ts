@@ -4,8 +4,8 @@ import { type BreakerStatus, localBreakerStatuses, mergeFleet } from "./call/bre
 import { type ClientOverrides, resolveOptions, type UserOptions, validateUserOptions } from "./config.js";
 import { createRedisStore, type RedisStore, type RedisStoreOptions } from "./fleet/redis-store.js";
 import { installAiSdkRequireHook, instrumentAiSdkEsmBuilds, uninstallAiSdkRequireHook } from "./instrumentation/ai-sdk.js";
-import { installEsmHook, installRequireHook, instrumentEsmBuilds, uninstallRequireHook } from "./instrumentation/hooks.js";
 import { watchSdkEvaluation } from "./instrumentation/evaluation-probe.js";
+import { installEsmHook, installRequireHook, instrumentEsmBuilds, uninstallRequireHook } from "./instrumentation/hooks.js";
 import { watchSdkRequests } from "./instrumentation/request-watch.js";
 import { instrumentClientObject } from "./instrumentation/sdks.js";
 import { localStore } from "./policy/local-store.js";
