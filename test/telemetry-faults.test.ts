@@ -152,6 +152,8 @@ async function runFixture(r: Run): Promise<void> {
     OTEL_METRIC_EXPORT_INTERVAL: "2000",
     OTEL_METRIC_EXPORT_TIMEOUT: "2000",
     LLM_RESILIENCE_LOG_LEVEL: "warn",
+    // The fixture's models are priced: the diagnostics counted here are the exporters' alone.
+    LLM_RESILIENCE_PRICES: JSON.stringify({ "tf-gpt": { input: 1, output: 2 }, "tf-claude": { input: 1, output: 2 } }),
     ...r.env,
   };
   if (r.mode === "off") env.OTEL_SDK_DISABLED = "true";
