@@ -45,6 +45,8 @@ export interface ResilienceOptions {
   tpm?: number;
   /** Longest a call waits for our own rate limiter; a longer wait ends it (`deadline`) before it is sent. */
   maxRateLimitWaitMs?: number;
+  /** Set by a `withPolicies` scope's `spendLimit: false`: the spend limit never refuses the call; its cost still counts. */
+  exemptFromSpendLimit?: boolean;
   /** model -> ordered fallback models, used when the primary is unavailable. */
   fallbacks: Record<string, string[]>;
   /** model -> ordered fallback models, used on a context-window overflow. */
@@ -341,6 +343,8 @@ export interface PolicyScope {
   breaker?: false;
   retryBudget?: false;
   maxRateLimitWaitMs?: number;
+  /** The spend limit never refuses the scope's calls; what they cost still counts toward it. */
+  spendLimit?: false;
 }
 
 const SCOPE_KEYS: ReadonlySet<string> = new Set<keyof PolicyScope>([
@@ -355,6 +359,7 @@ const SCOPE_KEYS: ReadonlySet<string> = new Set<keyof PolicyScope>([
   "breaker",
   "retryBudget",
   "maxRateLimitWaitMs",
+  "spendLimit",
 ]);
 
 /** Validates a `withPolicies` scope like register() options; names the setting on error. */
@@ -373,7 +378,7 @@ export function validatePolicyScope(scope: PolicyScope): void {
     const v = scope[k];
     if (v !== undefined && v !== false) checkFallbackMap(`${where} ${k}`, v);
   }
-  for (const k of ["breaker", "retryBudget"] as const) {
+  for (const k of ["breaker", "retryBudget", "spendLimit"] as const) {
     if (scope[k] !== undefined && scope[k] !== false)
       throw new ConfigError(`${where} ${k}`, "false (a scope can turn it off, not reconfigure it)", scope[k]);
   }

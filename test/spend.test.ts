@@ -5,7 +5,7 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { resolveOptions } from "../src/config.ts";
-import { type ConfigError, type RegisterOptions, register, SpendLimitError } from "../src/index.ts";
+import { type ConfigError, type RegisterOptions, register, SpendLimitError, withPolicies } from "../src/index.ts";
 import { type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { memoryLogger } from "./helpers/memory-logger.ts";
 import { installTestTelemetry } from "./helpers/otel.ts";
@@ -156,6 +156,19 @@ describe("spend limit", () => {
     assert.equal(giveUp.attributes["llm_resilience.give_up.reason"], "spend_limit");
     assert.equal(span.attributes["error.type"], "spend_limit");
     assert.equal(await tel.metricValue("llm_resilience.spend.rejections", { "gen_ai.request.model": "gpt-4o" }), refused + 1);
+  });
+
+  test("withPolicies({ spendLimit: false }): the limit never refuses the scope's calls, and what they cost still counts", async () => {
+    const limit = 0.0005 + ++seq * 1e-9; // a window of its own; below one gpt-4o call's worst case (~0.00104)
+    setup({ spendLimit: { usd: limit } });
+    const call = (max_tokens: number) => openai.chat.completions.create({ model: "gpt-4o", messages: hi, max_tokens });
+    await assert.rejects(call(100), SpendLimitError);
+    const before = fake.requests.length;
+    for (let i = 0; i < 6; i++) await withPolicies({ spendLimit: false }, () => call(100));
+    assert.equal(fake.requests.length, before + 6, "every exempt call was sent");
+    const e = await call(1).catch((err: unknown) => err);
+    assert.ok(e instanceof SpendLimitError, String(e));
+    close(e.spentUsd, 6 * ((11 * 2.5 + 7 * 10) / 1e6), "the exempt calls' cost");
   });
 
   test("concurrent calls hold their worst case: no more are sent than the limit covers", async () => {

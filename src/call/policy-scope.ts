@@ -66,6 +66,7 @@ export function withScope(options: ResilienceOptions, scope: MergedScope | undef
   if (scope.breaker === false) out.breaker = false;
   if (scope.retryBudget === false) out.retryBudget = false;
   if (scope.maxRateLimitWaitMs !== undefined) out.maxRateLimitWaitMs = scope.maxRateLimitWaitMs;
+  if (scope.spendLimit === false) out.exemptFromSpendLimit = true;
   if (!byOptions) {
     byOptions = new WeakMap();
     applied.set(scope, byOptions);

@@ -13,6 +13,9 @@ import { chargesFor, type Pricing } from "./pricing.js";
 /** How a Preflight reads the request it checks: the call's provider adapter (SDK or AI SDK shape). */
 type RequestReader = Pick<ProviderAdapter, "requestInput" | "requestedOutputTokens" | "checkRequest">;
 
+/** The hold an exempt call settles: never reserved, so settling it only records the call's cost. */
+const EXEMPT_HOLD = "exempt";
+
 /** Output assumed for a request without max tokens to a model whose output limit is unknown. */
 const DEFAULT_OUTPUT_TOKENS = 32_768;
 
@@ -39,6 +42,8 @@ export class Preflight implements CallPricing {
     private readonly pricing: Pricing,
     private readonly spend: SpendLimit<any> | undefined,
     validate: boolean,
+    /** Never refused by the spend limit (a `withPolicies` scope's `spendLimit: false`); its cost still counts. */
+    private readonly exempt = false,
   ) {
     this.check = validate ? reader.checkRequest(op, body) : undefined;
   }
@@ -55,7 +60,7 @@ export class Preflight implements CallPricing {
         return { kind: "context_overflow", error: new InvalidRequestError([problem], "context_length_exceeded") };
       }
     }
-    if (!this.spend || model === undefined) return undefined;
+    if (!this.spend || this.exempt || model === undefined) return undefined;
     const price = this.pricing.priceOf(undefined, model);
     if (!price) return undefined;
     this.inputTokens ??= estimateTokens(this.reader.requestInput(this.op, this.body));
@@ -87,9 +92,10 @@ export class Preflight implements CallPricing {
   }
 
   ended(totalUsd: number): void {
-    const hold = this.hold;
+    const hold = this.hold ?? (this.exempt ? EXEMPT_HOLD : undefined);
     if (hold === undefined || !this.spend) return;
     this.hold = undefined;
+    // An exempt call held nothing: settling a hold that does not exist records its cost as spent.
     const r = this.spend.settle(hold, totalUsd);
     if (isThenable(r)) r.catch(() => {});
   }
@@ -109,7 +115,7 @@ export function preflightFor(
   const charges = chargesFor(rt.options, rt.store);
   const validate = options.validate === true;
   if (!validate && !charges.spend) return { preflight: undefined, pricing: charges.pricing };
-  const preflight = new Preflight(adapter, op, body, charges.pricing, charges.spend, validate);
+  const preflight = new Preflight(adapter, op, body, charges.pricing, charges.spend, validate, options.exemptFromSpendLimit === true);
   return { preflight, pricing: preflight };
 }
 
