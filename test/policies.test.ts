@@ -315,6 +315,11 @@ describe("fallback", () => {
     assert.deepEqual(attempts.map((a) => a.attributes["gen_ai.request.model"]), [primary, primary, primary, backup]);
     assert.deepEqual(attempts.map((a) => a.attributes["http.request.resend_count"]), [undefined, 1, 2, 3]);
     assert.deepEqual(
+      attempts.map((a) => a.name),
+      [`chat ${primary} attempt`, `chat ${primary} attempt`, `chat ${primary} attempt`, `chat ${backup} attempt`],
+      "each attempt is named for the model it asked for",
+    );
+    assert.deepEqual(
       span.events.map((e) => e.name),
       ["llm_resilience.retry", "llm_resilience.retry", "llm_resilience.fallback"],
     );

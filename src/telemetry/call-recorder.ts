@@ -213,7 +213,9 @@ export class CallRecorder implements DecisionSource {
     const attributes: Attributes = { [ATTR.ATTEMPT_NUMBER]: number };
     if (number > 1) attributes[ATTR.HTTP_RESEND_COUNT] = number - 1;
     if (model !== undefined) attributes[ATTR.REQUEST_MODEL] = model;
-    const base = this.requestModel ? `${this.id.op.name} ${this.requestModel}` : this.id.op.name;
+    // Named for the model this attempt asked for (the contract's `{operation} {gen_ai.request.model} attempt`): a fallback's differs.
+    const asked = model ?? this.requestModel;
+    const base = asked ? `${this.id.op.name} ${asked}` : this.id.op.name;
     const span = startSpan(`${base} attempt`, { kind: SpanKind.INTERNAL, attributes }, this.ctx);
     this.current = { number, model, span, ctx: trace.setSpan(this.ctx, span), ended: false };
     return this.current;
