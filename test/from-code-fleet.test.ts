@@ -3,13 +3,13 @@
  * is listed), and readable while Redis is down.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { after, before, test } from "node:test";
 import OpenAI from "openai";
 import { breakerStates, health, register, shutdown } from "../src/index.ts";
 import { type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { installTestTelemetry } from "./helpers/otel.ts";
 import { hasRedisServer, RedisServer } from "./helpers/redis-server.ts";
+import { runSdkReplica } from "./helpers/sdk-replica.ts";
 import { sleep } from "./helpers/wait.ts";
 
 installTestTelemetry();
@@ -28,32 +28,8 @@ after(async () => {
 });
 
 /** Another process of the fleet: one call to `model` with a breaker that opens on its first failure. */
-function replica(model: string): Promise<{ ok: boolean }> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ["test/fixtures/fleet/sdk-replica.cjs"],
-      {
-        env: {
-          ...process.env,
-          LLM_RESILIENCE_REDIS_URL: redis.url,
-          LLM_RESILIENCE_BREAKER_FAILURES: "1",
-          LLM_RESILIENCE_BREAKER_COOLDOWN_MS: "60000",
-          LLM_RESILIENCE_LOG_LEVEL: "silent",
-          OTEL_SDK_DISABLED: "true",
-          FAKE_URL: fake.openaiBaseURL,
-          MODEL: model,
-        },
-        timeout: 20_000,
-      },
-      (err, stdout) => {
-        const line = stdout.split("\n").find((l) => l.startsWith("REPLICA "));
-        if (!line) return reject(err ?? new Error(`no result: ${stdout}`));
-        resolve(JSON.parse(line.slice(8)));
-      },
-    );
-  });
-}
+const replica = (model: string) =>
+  runSdkReplica(redis.url, fake.openaiBaseURL, model, { LLM_RESILIENCE_BREAKER_FAILURES: "1", LLM_RESILIENCE_BREAKER_COOLDOWN_MS: "60000" });
 
 test("fleet-wide breaker states, and what this process last knew while Redis is down", async () => {
   register({ startSdk: false, logLevel: "silent", redisUrl: redis.url, maxAttempts: 1, breaker: { failures: 2, cooldownMs: 60_000 } });

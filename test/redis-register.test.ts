@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { after, before, test } from "node:test";
 import OpenAI from "openai";
-import { register, shutdown, BreakerOpenError } from "../src/index.ts";
-import { startFakeProvider, type FakeProvider } from "./fake-provider/index.ts";
+import { BreakerOpenError, register, shutdown } from "../src/index.ts";
+import { type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { installTestTelemetry } from "./helpers/otel.ts";
 import { hasRedisServer, RedisServer } from "./helpers/redis-server.ts";
+import { runSdkReplica } from "./helpers/sdk-replica.ts";
 
 // Fleet mode through the public entry points: LLM_RESILIENCE_REDIS_URL / register({ redisUrl }).
 const tel = installTestTelemetry();
@@ -23,20 +23,7 @@ after(async () => {
   await redis.kill();
 });
 
-function replica(model: string): Promise<any> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ["test/fixtures/fleet/sdk-replica.cjs"],
-      { env: { ...process.env, LLM_RESILIENCE_REDIS_URL: redis.url, LLM_RESILIENCE_LOG_LEVEL: "silent", OTEL_SDK_DISABLED: "true", FAKE_URL: fake.openaiBaseURL, MODEL: model }, timeout: 20_000 },
-      (err, stdout) => {
-        const line = stdout.split("\n").find((l) => l.startsWith("REPLICA "));
-        if (!line) return reject(err ?? new Error(`no result: ${stdout}`));
-        resolve(JSON.parse(line.slice(8)));
-      },
-    );
-  });
-}
+const replica = (model: string) => runSdkReplica(redis.url, fake.openaiBaseURL, model);
 
 test("a breaker opened in this process rejects the call of another replica; events say store=redis", async () => {
   register({ startSdk: false, logLevel: "silent", redisUrl: redis.url, maxAttempts: 1, breaker: { failures: 3, cooldownMs: 60_000 } });
@@ -50,8 +37,17 @@ test("a breaker opened in this process rejects the call of another replica; even
   const err = await client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }] }).catch((e) => e);
   assert.ok(err instanceof BreakerOpenError, `expected BreakerOpenError, got ${err}`);
   assert.equal(err.store, "redis");
-  assert.equal(tel.logical().at(-1)!.events.filter((e) => e.name === "llm_resilience.breaker.reject").length, 1);
-  assert.equal(await tel.metricValue("llm_resilience.breaker.transitions", { "llm_resilience.breaker.to": "open", "llm_resilience.breaker.store": "redis" }), 1);
+  assert.equal(
+    tel
+      .logical()
+      .at(-1)!
+      .events.filter((e) => e.name === "llm_resilience.breaker.reject").length,
+    1,
+  );
+  assert.equal(
+    await tel.metricValue("llm_resilience.breaker.transitions", { "llm_resilience.breaker.to": "open", "llm_resilience.breaker.store": "redis" }),
+    1,
+  );
   assert.equal(await tel.metricValue("llm_resilience.store.degraded"), 0);
 
   const sent = fake.requests.length;
