@@ -16,7 +16,7 @@ import { SCOPE, VERSION } from "../version.js";
 import { type DecisionSource, emitDecision, hasDecisionListeners } from "./decisions.js";
 import { getInstruments } from "./instruments.js";
 import { log, logLevelEnabled, reportOnce } from "./logger.js";
-import { costLabels, type MetricLabels, metricLabels } from "./metric-labels.js";
+import { costLabels, type MetricLabels, metricLabels, withErrorType } from "./metric-labels.js";
 import { ATTR, EVENT } from "./semconv.js";
 
 let tracerOwner: unknown;
@@ -244,7 +244,7 @@ export class CallRecorder implements DecisionSource {
       if (errorType !== undefined) {
         attempt.span.setAttribute(ATTR.ERROR_TYPE, errorType);
         attempt.span.setStatus({ code: SpanStatusCode.ERROR });
-        attrs = { ...attrs, [ATTR.ERROR_TYPE]: errorType };
+        attrs = withErrorType(attrs, errorType);
       }
       if (responseAttrs) attempt.span.setAttributes(responseAttrs);
       getInstruments().attempts.add(1, attrs);
@@ -403,7 +403,7 @@ export class CallRecorder implements DecisionSource {
     const seconds = (at - this.start) / 1000;
     const labels = this.labels();
     const m = getInstruments();
-    m.duration.record(seconds, errorType === undefined ? labels.base : { ...labels.base, [ATTR.ERROR_TYPE]: errorType });
+    m.duration.record(seconds, errorType === undefined ? labels.base : withErrorType(labels.base, errorType));
     const u = info.usage;
     if (u?.input !== undefined) m.tokens.record(u.input, labels.inputTokens);
     if (u?.output !== undefined) m.tokens.record(u.output, labels.outputTokens);

@@ -57,3 +57,19 @@ export function costLabels(labels: MetricLabels, responseModel: string | undefin
   if (byModel.size < MAX_CACHED) byModel.set(key, out);
   return out;
 }
+
+const errorCache = new WeakMap<Attributes, Map<string, Attributes>>();
+
+/** A shared label set plus `error.type`, built once per pair (a failure storm records many). */
+export function withErrorType(labels: Attributes, errorType: string): Attributes {
+  let byType = errorCache.get(labels);
+  if (!byType) {
+    byType = new Map();
+    errorCache.set(labels, byType);
+  }
+  let out = byType.get(errorType);
+  if (out) return out;
+  out = Object.freeze({ ...labels, [ATTR.ERROR_TYPE]: errorType });
+  if (byType.size < MAX_CACHED) byType.set(errorType, out);
+  return out;
+}
