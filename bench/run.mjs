@@ -15,6 +15,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nodeBinary, startLoopbackProvider } from "./lib/loopback.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..");
@@ -610,39 +611,6 @@ const PEER_MODES = opt("--modes", "canned,loopback").split(",");
 const LOOPBACK_CHUNKS = Number(opt("--loopback-chunks", 20));
 const PEER_CONFIGS = { openai: ["raw", "ours", "otel-contrib", "traceloop"], anthropic: ["raw", "ours", "builtin-tracing", "traceloop"] };
 const PEER_LABEL = { "otel-contrib": "@opentelemetry/instrumentation-openai", traceloop: "traceloop", "builtin-tracing": "Anthropic built-in tracing" };
-
-/** The Node binary of a major version: BENCH_NODE<major>, else the compat matrix's (scripts/compat-install.sh). */
-function nodeBinary(major) {
-  const file = process.env[`BENCH_NODE${major}`] ?? join(ROOT, `test/compat/node_modules/node${major}/bin/node`);
-  if (!existsSync(file)) throw new Error(`Node ${major}: ${file} is missing; run scripts/compat-install.sh or set BENCH_NODE${major}`);
-  const v = execFileSync(file, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
-  if (v.split(".")[0] !== String(major)) throw new Error(`Node ${major}: ${file} is Node ${v}`);
-  return { file, version: v };
-}
-
-/** bench/loopback/provider.mts in its own process (this script's Node); resolves once it listens. */
-function startLoopbackProvider(chunks) {
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/loopback/provider.mts", String(chunks)], {
-    cwd: ROOT,
-    stdio: ["ignore", "ignore", "inherit", "ipc"],
-  });
-  return new Promise((resolve, reject) => {
-    child.once("error", reject);
-    child.once("exit", (code) => reject(new Error(`loopback provider exited (code ${code}) before listening`)));
-    child.once("message", (m) => {
-      child.removeAllListeners("exit");
-      resolve({
-        url: m.url,
-        stop: () =>
-          new Promise((done) => {
-            if (child.exitCode !== null) return done();
-            child.once("exit", () => done());
-            child.disconnect();
-          }),
-      });
-    });
-  });
-}
 
 async function partPeers() {
   const rounds = argv.includes("--rounds") || !QUICK ? ROUNDS : 1;

@@ -257,6 +257,10 @@ function withContext(config, chat, stream) {
  *   ours-nospans    our tracer scope gets a never-sampling tracer (spans created non-recording)
  *   ours-nopolicies breaker and retry budget off
  *   ours-bare       all of the above
+ * Finer ones, to price single pieces (bench/count.mjs):
+ *   ours-noattemptspan  no attempt span (the attempt gets a non-recording span and the call's context)
+ *   ours-nowithin       the attempt is sent without context.with() around it
+ *   ours-nometric-<attempts|duration|tokens|ttfc>  that one instrument a no-op
  */
 function ablate(dist, off, otel, notes) {
   if (off.has("body")) {
@@ -273,6 +277,30 @@ function ablate(dist, off, otel, notes) {
     const all = new Proxy({}, { get: () => noop });
     inst.getInstruments = () => all;
     notes.push("metric instruments replaced by no-ops");
+  }
+  const oneMetric = [...off].find((o) => o.startsWith("metric-"))?.slice(7);
+  if (oneMetric) {
+    const inst = require(join(dist, "telemetry/instruments.js"));
+    const real = inst.getInstruments;
+    let wrapped;
+    inst.getInstruments = () => (wrapped ??= { ...real(), [oneMetric]: { add() {}, record() {} } });
+    notes.push(`metric instrument ${oneMetric} replaced by a no-op`);
+  }
+  if (off.has("attemptspan")) {
+    const { CallRecorder } = require(join(dist, "telemetry/call-recorder.js"));
+    const { trace, INVALID_SPAN_CONTEXT } = require("@opentelemetry/api");
+    const span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+    CallRecorder.prototype.startAttempt = function (model) {
+      const number = ++this.attemptCount;
+      this.current = { number, model, span, ctx: this.ctx, ended: false };
+      return this.current;
+    };
+    notes.push("no attempt span");
+  }
+  if (off.has("within")) {
+    const { CallRecorder } = require(join(dist, "telemetry/call-recorder.js"));
+    CallRecorder.prototype.within = (_attempt, fn, arg) => fn(arg);
+    notes.push("attempt sent without context.with()");
   }
   if (off.has("spans")) {
     const { SCOPE } = require(join(dist, "version.js"));
