@@ -4,7 +4,7 @@ import { type AiSdkRequest, aiSdkRequestedOutputTokens, aiSdkRequestInput, check
 import { anthropicAdapter } from "./anthropic.js";
 import { httpFailure, isSocketError, NO_FLAGS, providerTypeFailure } from "./classify.js";
 import { openaiAdapter } from "./openai.js";
-import { num, putAll, str, strList } from "./read.js";
+import { num, put, str, strList } from "./read.js";
 import type { Failure, Operation, ProviderAdapter, ProviderName, ResponseInfo, StreamAccumulator, Usage } from "./types.js";
 
 /**
@@ -209,17 +209,16 @@ function adapterFor(family: AiSdkFamily): ProviderAdapter {
       const a: Attributes = {};
       const o = req?.options;
       if (!o || typeof o !== "object" || req.method === "doEmbed") return a;
-      return putAll(a, {
-        [ATTR.REQUEST_MAX_TOKENS]: num(o.maxOutputTokens),
-        [ATTR.REQUEST_TEMPERATURE]: num(o.temperature),
-        [ATTR.REQUEST_TOP_P]: num(o.topP),
-        [ATTR.REQUEST_TOP_K]: num(o.topK),
-        [ATTR.REQUEST_STOP]: strList(o.stopSequences),
-        [ATTR.REQUEST_FREQUENCY_PENALTY]: num(o.frequencyPenalty),
-        [ATTR.REQUEST_PRESENCE_PENALTY]: num(o.presencePenalty),
-        [ATTR.REQUEST_SEED]: num(o.seed),
-        [ATTR.REQUEST_STREAM]: req.method === "doStream",
-      });
+      put(a, ATTR.REQUEST_MAX_TOKENS, num(o.maxOutputTokens));
+      put(a, ATTR.REQUEST_TEMPERATURE, num(o.temperature));
+      put(a, ATTR.REQUEST_TOP_P, num(o.topP));
+      put(a, ATTR.REQUEST_TOP_K, num(o.topK));
+      put(a, ATTR.REQUEST_STOP, strList(o.stopSequences));
+      put(a, ATTR.REQUEST_FREQUENCY_PENALTY, num(o.frequencyPenalty));
+      put(a, ATTR.REQUEST_PRESENCE_PENALTY, num(o.presencePenalty));
+      put(a, ATTR.REQUEST_SEED, num(o.seed));
+      a[ATTR.REQUEST_STREAM] = req.method === "doStream";
+      return a;
     },
     requestContent: (_op, req: AiSdkRequest) => (req?.method === "doEmbed" ? req.options?.values : req?.options?.prompt),
     requestInput: aiSdkRequestInput,

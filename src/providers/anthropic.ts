@@ -1,6 +1,6 @@
 import type { Attributes } from "@opentelemetry/api";
 import { ATTR } from "../telemetry/semconv.js";
-import { num, putAll, str, strList, sum } from "./read.js";
+import { num, put, str, strList, sum } from "./read.js";
 import { requestedOutputTokens, requestInput } from "./request-size.js";
 import type { Operation, ProviderAdapter, ResponseInfo, StreamAccumulator, Usage } from "./types.js";
 import { checkRequest } from "./validate-request.js";
@@ -89,14 +89,13 @@ export const anthropicAdapter: ProviderAdapter = {
   requestAttributes(op, b) {
     const a: Attributes = {};
     if (op.kind !== "messages" || !b || typeof b !== "object") return a;
-    return putAll(a, {
-      [ATTR.REQUEST_MAX_TOKENS]: num(b.max_tokens),
-      [ATTR.REQUEST_TEMPERATURE]: num(b.temperature),
-      [ATTR.REQUEST_TOP_P]: num(b.top_p),
-      [ATTR.REQUEST_TOP_K]: num(b.top_k),
-      [ATTR.REQUEST_STOP]: strList(b.stop_sequences),
-      [ATTR.REQUEST_STREAM]: b.stream === true,
-    });
+    put(a, ATTR.REQUEST_MAX_TOKENS, num(b.max_tokens));
+    put(a, ATTR.REQUEST_TEMPERATURE, num(b.temperature));
+    put(a, ATTR.REQUEST_TOP_P, num(b.top_p));
+    put(a, ATTR.REQUEST_TOP_K, num(b.top_k));
+    put(a, ATTR.REQUEST_STOP, strList(b.stop_sequences));
+    a[ATTR.REQUEST_STREAM] = b.stream === true;
+    return a;
   },
 
   requestContent(_op, b) {

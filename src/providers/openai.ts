@@ -1,6 +1,6 @@
 import type { Attributes } from "@opentelemetry/api";
 import { ATTR } from "../telemetry/semconv.js";
-import { num, putAll, str, strList } from "./read.js";
+import { num, put, str, strList } from "./read.js";
 import { requestedOutputTokens, requestInput } from "./request-size.js";
 import type { Operation, ProviderAdapter, ResponseInfo, StreamAccumulator, Usage } from "./types.js";
 import { checkRequest } from "./validate-request.js";
@@ -140,20 +140,20 @@ export const openaiAdapter: ProviderAdapter = {
     const a: Attributes = {};
     if (!b || typeof b !== "object") return a;
     if (op.kind === "embeddings") {
-      return putAll(a, { [ATTR.REQUEST_ENCODING_FORMATS]: strList(b.encoding_format) });
+      put(a, ATTR.REQUEST_ENCODING_FORMATS, strList(b.encoding_format));
+      return a;
     }
     const n = num(b.n);
-    return putAll(a, {
-      [ATTR.REQUEST_MAX_TOKENS]: num(b.max_completion_tokens) ?? num(b.max_tokens) ?? num(b.max_output_tokens),
-      [ATTR.REQUEST_TEMPERATURE]: num(b.temperature),
-      [ATTR.REQUEST_TOP_P]: num(b.top_p),
-      [ATTR.REQUEST_STOP]: strList(b.stop),
-      [ATTR.REQUEST_FREQUENCY_PENALTY]: num(b.frequency_penalty),
-      [ATTR.REQUEST_PRESENCE_PENALTY]: num(b.presence_penalty),
-      [ATTR.REQUEST_SEED]: num(b.seed),
-      [ATTR.REQUEST_CHOICE_COUNT]: n !== undefined && n !== 1 ? n : undefined,
-      [ATTR.REQUEST_STREAM]: b.stream === true,
-    });
+    put(a, ATTR.REQUEST_MAX_TOKENS, num(b.max_completion_tokens) ?? num(b.max_tokens) ?? num(b.max_output_tokens));
+    put(a, ATTR.REQUEST_TEMPERATURE, num(b.temperature));
+    put(a, ATTR.REQUEST_TOP_P, num(b.top_p));
+    put(a, ATTR.REQUEST_STOP, strList(b.stop));
+    put(a, ATTR.REQUEST_FREQUENCY_PENALTY, num(b.frequency_penalty));
+    put(a, ATTR.REQUEST_PRESENCE_PENALTY, num(b.presence_penalty));
+    put(a, ATTR.REQUEST_SEED, num(b.seed));
+    put(a, ATTR.REQUEST_CHOICE_COUNT, n !== undefined && n !== 1 ? n : undefined);
+    a[ATTR.REQUEST_STREAM] = b.stream === true;
+    return a;
   },
 
   requestContent(op, b) {

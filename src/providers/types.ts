@@ -46,6 +46,7 @@ export interface ProviderAdapter {
   requestModel(op: Operation, body: any): string | undefined;
   /** The same body asking for another model (fallback). */
   withModel(op: Operation, body: any, model: string): any;
+  /** The request's span attributes, in a fresh object the recorder adds the call's own attributes to. */
   requestAttributes(op: Operation, body: any): Attributes;
   /** Input messages, only read when content capture is on. */
   requestContent(op: Operation, body: any): unknown;

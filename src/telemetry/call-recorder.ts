@@ -157,11 +157,9 @@ export class CallRecorder implements DecisionSource {
     adopt?: Span,
   ) {
     this.requestModel = id.adapter.requestModel(id.op, body);
-    const attributes: Attributes = {
-      [ATTR.OPERATION]: id.op.name,
-      [ATTR.PROVIDER]: id.provider,
-      ...id.adapter.requestAttributes(id.op, body),
-    };
+    const attributes = id.adapter.requestAttributes(id.op, body);
+    attributes[ATTR.OPERATION] = id.op.name;
+    attributes[ATTR.PROVIDER] = id.provider;
     if (this.requestModel !== undefined) attributes[ATTR.REQUEST_MODEL] = this.requestModel;
     if (id.serverAddress !== undefined) attributes[ATTR.SERVER_ADDRESS] = id.serverAddress;
     if (id.serverPort !== undefined) attributes[ATTR.SERVER_PORT] = id.serverPort;
