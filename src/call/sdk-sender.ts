@@ -28,8 +28,11 @@ export class SdkSender implements AttemptSender {
 
   send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps> {
     const options = this.sdkOptions;
-    this.inner ??= { ...options, [kCall]: undefined };
-    const inner = this.inner;
+    let inner = this.inner;
+    if (inner === undefined) {
+      inner = this.inner = { ...options };
+      inner[kCall] = undefined;
+    }
     // The SDK numbers an attempt maxRetries - retriesRemaining, and sends each with none remaining: it
     // builds X-Stainless-Retry-Count itself, honouring the caller's value or null as its own loop does.
     inner.maxRetries = attempt.number - 1;

@@ -15,7 +15,9 @@ export function markSent(options: any): any {
 /** The mark on options of our own (one object per call, reused by every attempt): added once, in place. */
 export function markSentInPlace(options: any): any {
   if (options && typeof options === "object" && !options.fetchOptions?.[kSentByPatched]) {
-    options.fetchOptions = { ...options.fetchOptions, [kSentByPatched]: true };
+    const fetchOptions = { ...options.fetchOptions };
+    fetchOptions[kSentByPatched] = true;
+    options.fetchOptions = fetchOptions;
   }
   return options;
 }

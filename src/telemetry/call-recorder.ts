@@ -208,7 +208,8 @@ export class CallRecorder implements DecisionSource {
 
   startAttempt(model: string | undefined): Attempt {
     const number = ++this.attemptCount;
-    const attributes: Attributes = { [ATTR.ATTEMPT_NUMBER]: number };
+    const attributes: Attributes = {};
+    attributes[ATTR.ATTEMPT_NUMBER] = number;
     if (number > 1) attributes[ATTR.HTTP_RESEND_COUNT] = number - 1;
     if (model !== undefined) attributes[ATTR.REQUEST_MODEL] = model;
     // Named for the model this attempt asked for (the contract's `{operation} {gen_ai.request.model} attempt`): a fallback's differs.
