@@ -26,6 +26,8 @@ export class InstrumentedCall implements BodyCall {
   readonly injectedUsage: boolean;
   /** Observes reads of the final response's body outside the SDK's parser (set once the attempts are done). */
   responseBody: ResponseBody | undefined;
+  /** The caller never asked for the raw Response: the SDK's parser reads the body (set by the client patch). */
+  bodyLeftToSdk = false;
   private readonly options: ResilienceOptions;
   /** The last attempt's result, without its response (which must stay collectable: see endWhenUnread). */
   private result: Omit<LoopResult, "props"> | undefined;

@@ -13,6 +13,8 @@ export interface BodyCall {
   readonly injectedUsage: boolean;
   /** The SDK's parser has run (JSON read or Stream created). */
   readonly parsed: boolean;
+  /** The caller never asked for the raw Response: the SDK's parser reads the body, `response.body` needs no watch. */
+  readonly bodyLeftToSdk: boolean;
   /** `at`: when the call ended, if not now (a performance.now() time). */
   succeed(info: ResponseInfo, at?: number): void;
 }
@@ -52,7 +54,7 @@ export class ResponseBody implements BodyOwner, ResponseOwner {
   }
 
   bodyStreamOpen(): boolean {
-    return !this.retired && !this.call.parsed && !this.call.recorder.ended;
+    return !this.retired && !this.call.bodyLeftToSdk && !this.call.parsed && !this.call.recorder.ended;
   }
 
   /** The body failed as the SDK read it and the call retries: what happens to this response is no longer the call's. */

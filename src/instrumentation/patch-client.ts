@@ -6,6 +6,7 @@ import { reportOnce } from "../telemetry/logger.js";
 import { silenceClientTracing } from "./anthropic-tracing.js";
 import { handOver, retryingBodyTimeout } from "./body-retry.js";
 import { ownerOf } from "./owner-of.js";
+import { RawResponseWatch, watchAsResponse } from "./raw-response.js";
 import { recordingShouldRetry, sdkAttempts } from "./sdk-attempts.js";
 import { markSent } from "./sent-by-patched.js";
 
@@ -45,9 +46,11 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
     if (kit.adapter.sdk === "anthropic") silenceClientTracing(this);
     const parent = context.active();
     let ic: InstrumentedCall | undefined;
+    const raw = new RawResponseWatch();
     const start = (o: unknown) => {
       const t = InstrumentedCall.start(rt, this, kit, op, parent, o);
       ic = t?.[kCall];
+      if (ic) raw.attach(ic);
       return t;
     };
     let tagged: unknown;
@@ -63,6 +66,11 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
       }
     }
     const promise = originalPost.call(this, path, tagged);
+    try {
+      if (watchAsResponse(promise, raw)) raw.hook();
+    } catch (err) {
+      reportOnce("telemetry error watching asResponse()", err);
+    }
     if (typeof promise?._thenUnwrap !== "function") {
       reportOnce("unexpected SDK shape: APIPromise._thenUnwrap missing; responses are not read");
       return promise;
