@@ -70,32 +70,25 @@ class GiveUp {
   ) {}
 }
 
+/** What a call makes of its successful attempt before the SDK sees it (the response handed out, watched). */
+export interface Settler<T> {
+  settle(result: LoopResult): T;
+}
+
+const AS_IS: Settler<LoopResult> = { settle: (result) => result };
+
 /**
  * The policy-driven loop: attempts on the primary model until one succeeds or a policy says stop;
  * when the model is unavailable (breaker open, retries exhausted, server delay too long, budget
  * spent) the next of its fallbacks takes over, and on a context overflow the next context fallback.
- * Every decision becomes an event on the logical span.
+ * Every decision becomes an event on the logical span. The successful attempt's result goes through
+ * `settler` inside the loop's own promise: no further async layer between the SDK and its caller.
  */
-export async function runAttempts(input: LoopInput): Promise<LoopResult> {
-  const { recorder, options } = input;
-  const deadline = new Deadline(options.deadlineMs);
+export function runAttempts(input: LoopInput): Promise<LoopResult>;
+export function runAttempts<T>(input: LoopInput, settler: Settler<T>): Promise<T>;
+export function runAttempts(input: LoopInput, settler: Settler<unknown> = AS_IS): Promise<unknown> {
   const fallbacks = new FallbackCursor(input.fallbacks, input.contextFallbacks);
-
-  let model = input.model;
-  try {
-    while (true) {
-      const outcome = await attemptsForModel(input, model, deadline, fallbacks);
-      if ("props" in outcome) return outcome;
-      const next = fallbacks.next(outcome.reason)!;
-      recorder.fallback(model, next, outcome.reason);
-      model = next;
-    }
-  } catch (e) {
-    if (!(e instanceof GiveUp)) throw e;
-    recorder.giveUp(e.reason, e.errorType);
-    recorder.fail(e.errorType, e.error);
-    throw e.error;
-  }
+  return attempts(input, settler, input.model, new Deadline(input.options.deadlineMs), fallbacks, 0, 0, true);
 }
 
 /** Where the call goes next: the fallbacks for unavailability and for context overflow, in order. */
@@ -123,105 +116,140 @@ class FallbackCursor {
 
 const NO_FALLBACKS = new FallbackCursor([], []);
 
-async function attemptsForModel(
+/**
+ * The attempts of a call, model after model, in one async function (each nested one would cost the
+ * call a promise and a turn). Throws GiveUp when it stops, recorded on the call first when
+ * `recordGiveUp`; `firstIndex` / `firstRetryCost` resume a model's attempts after a failed read.
+ */
+async function attempts<T>(
   input: LoopInput,
-  model: string | undefined,
+  settler: Settler<T>,
+  firstModel: string | undefined,
   deadline: Deadline,
   fallbacks: FallbackCursor,
-  firstIndex = 0,
-  firstRetryCost = 0,
-): Promise<LoopResult | { reason: string; errorType: string; error: unknown }> {
+  firstIndex: number,
+  firstRetryCost: number,
+  recordGiveUp: boolean,
+): Promise<T> {
   const { recorder, options } = input;
-  const policies = input.policiesFor(model);
-  if (input.preflight && firstIndex === 0) {
-    const checked = input.preflight.admit(model, recorder);
-    const stop = isThenable(checked) ? await checked : checked;
-    if (stop?.kind === "context_overflow") {
-      // Known too long for this model: straight to the next context fallback, no round trip.
-      if (fallbacks.hasContextFallback()) return { reason: "context_length_exceeded", errorType: stop.error.errorType, error: stop.error };
-      throw new GiveUp("invalid_request", stop.error.errorType, stop.error);
-    }
-    if (stop) throw new GiveUp(stop.reason, stop.errorType, stop.error);
-  }
-  input.recorder.breakerKey = policies.key;
+  let model = firstModel;
+  let n = firstIndex;
   let retryCost = firstRetryCost;
-  for (let n = firstIndex; ; n++) {
-    if (input.signal?.aborted) throw new GiveUp("aborted", "aborted", input.abortError());
+  try {
+    for (;;) {
+      const policies = input.policiesFor(model);
+      let unavailable: { reason: string } | undefined;
+      if (input.preflight && n === 0) {
+        const checked = input.preflight.admit(model, recorder);
+        const stop = isThenable(checked) ? await checked : checked;
+        if (stop?.kind === "context_overflow") {
+          // Known too long for this model: straight to the next context fallback, no round trip.
+          if (!fallbacks.hasContextFallback()) throw new GiveUp("invalid_request", stop.error.errorType, stop.error);
+          unavailable = { reason: "context_length_exceeded" };
+        } else if (stop) throw new GiveUp(stop.reason, stop.errorType, stop.error);
+      }
+      if (!unavailable) {
+        recorder.breakerKey = policies.key;
+        for (; ; n++) {
+          if (input.signal?.aborted) throw new GiveUp("aborted", "aborted", input.abortError());
 
-    const acquired = policies.acquire();
-    // The local store answers synchronously: don't pay a microtask (and its async-hook work) for it.
-    const admission = isThenable(acquired) ? await acquired : acquired;
-    if (admission.transition) breakerTransition(recorder, policies.key, admission.transition);
-    if (!admission.allowed) {
-      recorder.event(EVENT.BREAKER_REJECT, { [ATTR.BREAKER_KEY]: policies.key });
-      policies.rejected(recorder.metricAttributes(model));
-      const error = new BreakerOpenError(policies.key, admission.retryAt, admission.store);
-      if (fallbacks.hasNext("unavailable")) return { reason: "breaker_open", errorType: "breaker_open", error };
-      throw new GiveUp("breaker_open", "breaker_open", error);
-    }
-    if (admission.probe) recorder.event(EVENT.BREAKER_PROBE, { [ATTR.BREAKER_KEY]: policies.key });
+          const acquired = policies.acquire();
+          // The local store answers synchronously: don't pay a microtask (and its async-hook work) for it.
+          const admission = isThenable(acquired) ? await acquired : acquired;
+          if (admission.transition) breakerTransition(recorder, policies.key, admission.transition);
+          if (!admission.allowed) {
+            recorder.event(EVENT.BREAKER_REJECT, { [ATTR.BREAKER_KEY]: policies.key });
+            policies.rejected(recorder.metricAttributes(model));
+            const error = new BreakerOpenError(policies.key, admission.retryAt, admission.store);
+            if (!fallbacks.hasNext("unavailable")) throw new GiveUp("breaker_open", "breaker_open", error);
+            unavailable = { reason: "breaker_open" };
+            break;
+          }
+          if (admission.probe) recorder.event(EVENT.BREAKER_PROBE, { [ATTR.BREAKER_KEY]: policies.key });
 
-    let attempt: Attempt | undefined;
-    try {
-      const waitLimit = options.maxRateLimitWaitMs;
-      const reserved = policies.reserveRate(input.estimatedTokens, waitLimit === undefined ? deadline : withinWait(deadline, waitLimit));
-      const wait = isThenable(reserved) ? await reserved : reserved;
-      // Not granted: the deadline (or the call's longest rate-limit wait) does not allow the wait, and nothing was reserved.
-      if (!wait.granted) throw new GiveUp("deadline", "timeout", new DeadlineExceededError(deadline.bounded ? options.deadlineMs! : waitLimit!));
-      if (wait.waitMs > 0) {
-        recorder.event(EVENT.RATELIMIT_WAIT, { [ATTR.RATELIMIT_KIND]: wait.kind ?? "requests", [ATTR.RATELIMIT_WAIT_MS]: Math.round(wait.waitMs) });
-        try {
-          await waitOrAbort(input, wait.waitMs);
-        } catch (abortErr) {
-          // The caller gave up while waiting: the reservation goes back to the limiter.
-          policies.cancelRate(input.estimatedTokens);
-          throw abortErr;
+          let attempt: Attempt | undefined;
+          let success: LoopResult | undefined;
+          try {
+            const waitLimit = options.maxRateLimitWaitMs;
+            const reserved = policies.reserveRate(input.estimatedTokens, waitLimit === undefined ? deadline : withinWait(deadline, waitLimit));
+            const wait = isThenable(reserved) ? await reserved : reserved;
+            // Not granted: the deadline (or the call's longest rate-limit wait) does not allow the wait, and nothing was reserved.
+            if (!wait.granted)
+              throw new GiveUp("deadline", "timeout", new DeadlineExceededError(deadline.bounded ? options.deadlineMs! : waitLimit!));
+            if (wait.waitMs > 0) {
+              recorder.event(EVENT.RATELIMIT_WAIT, {
+                [ATTR.RATELIMIT_KIND]: wait.kind ?? "requests",
+                [ATTR.RATELIMIT_WAIT_MS]: Math.round(wait.waitMs),
+              });
+              try {
+                await waitOrAbort(input, wait.waitMs);
+              } catch (abortErr) {
+                // The caller gave up while waiting: the reservation goes back to the limiter.
+                policies.cancelRate(input.estimatedTokens);
+                throw abortErr;
+              }
+            }
+
+            const timeoutMs = attemptTimeout(input, deadline);
+            if (timeoutMs !== undefined && timeoutMs <= 0) {
+              throw new GiveUp("deadline", "timeout", new DeadlineExceededError(options.deadlineMs!));
+            }
+            attempt = recorder.startAttempt(model);
+            const props = await input.send(model, attempt, timeoutMs);
+            recorder.recordResponse(attempt, props.response.status, props.response.headers);
+            policies.applyRateHeaders(props.response.headers);
+            const closed = policies.success(admission.probe, retryCost);
+            const transition = isThenable(closed) ? await closed : closed;
+            if (transition) breakerTransition(recorder, policies.key, transition);
+            success = { props, attempt, policies, model, retryIndex: n, deadline };
+          } catch (err) {
+            if (err instanceof GiveUp) {
+              policies.release(admission.probe);
+              throw err;
+            }
+            const failure = await failureOf(input, err);
+            if (attempt) {
+              recorder.recordResponse(attempt, failure.status, failure.headers);
+              recorder.endAttempt(attempt, failure.errorType);
+            }
+            if (failure.headers) policies.applyRateHeaders(failure.headers);
+            if (failure.aborted) {
+              policies.release(admission.probe);
+              throw new GiveUp("aborted", "aborted", err);
+            }
+            // Awaited: the decision below reads the state this failure left (with Redis, one round trip).
+            const opened = policies.failure(admission.probe, failure);
+            const transition = isThenable(opened) ? await opened : opened;
+            if (transition) breakerTransition(recorder, policies.key, transition);
+
+            const decision = await decide(input, policies, failure, n, deadline, fallbacks.hasNext(failure));
+            if (decision.kind === "give_up") throw new GiveUp(decision.reason, failure.errorType, err);
+            if (decision.kind === "fallback") {
+              unavailable = { reason: decision.reason };
+              break;
+            }
+            retryCost = decision.budgetCost;
+            recorder.retry(attempt?.number ?? 0, decision.delayMs, decision.source, failure.errorType, model);
+            try {
+              await waitOrAbort(input, decision.delayMs);
+            } catch (abortErr) {
+              throw new GiveUp("aborted", "aborted", abortErr);
+            }
+          }
+          if (success) return settler.settle(success);
         }
       }
-
-      const timeoutMs = attemptTimeout(input, deadline);
-      if (timeoutMs !== undefined && timeoutMs <= 0) {
-        throw new GiveUp("deadline", "timeout", new DeadlineExceededError(options.deadlineMs!));
-      }
-      attempt = recorder.startAttempt(model);
-      const props = await input.send(model, attempt, timeoutMs);
-      recorder.recordResponse(attempt, props.response.status, props.response.headers);
-      policies.applyRateHeaders(props.response.headers);
-      const closed = policies.success(admission.probe, retryCost);
-      const transition = isThenable(closed) ? await closed : closed;
-      if (transition) breakerTransition(recorder, policies.key, transition);
-      return { props, attempt, policies, model, retryIndex: n, deadline };
-    } catch (err) {
-      if (err instanceof GiveUp) {
-        policies.release(admission.probe);
-        throw err;
-      }
-      const failure = await failureOf(input, err);
-      if (attempt) {
-        recorder.recordResponse(attempt, failure.status, failure.headers);
-        recorder.endAttempt(attempt, failure.errorType);
-      }
-      if (failure.headers) policies.applyRateHeaders(failure.headers);
-      if (failure.aborted) {
-        policies.release(admission.probe);
-        throw new GiveUp("aborted", "aborted", err);
-      }
-      // Awaited: the decision below reads the state this failure left (with Redis, one round trip).
-      const opened = policies.failure(admission.probe, failure);
-      const transition = isThenable(opened) ? await opened : opened;
-      if (transition) breakerTransition(recorder, policies.key, transition);
-
-      const decision = await decide(input, policies, failure, n, deadline, fallbacks.hasNext(failure));
-      if (decision.kind === "give_up") throw new GiveUp(decision.reason, failure.errorType, err);
-      if (decision.kind === "fallback") return { reason: decision.reason, errorType: failure.errorType, error: err };
-      retryCost = decision.budgetCost;
-      recorder.retry(attempt?.number ?? 0, decision.delayMs, decision.source, failure.errorType, model);
-      try {
-        await waitOrAbort(input, decision.delayMs);
-      } catch (abortErr) {
-        throw new GiveUp("aborted", "aborted", abortErr);
-      }
+      const next = fallbacks.next(unavailable.reason)!;
+      recorder.fallback(model, next, unavailable.reason);
+      model = next;
+      n = 0;
+      retryCost = 0;
     }
+  } catch (e) {
+    if (!(e instanceof GiveUp) || !recordGiveUp) throw e;
+    recorder.giveUp(e.reason, e.errorType);
+    recorder.fail(e.errorType, e.error);
+    throw e.error;
   }
 }
 
@@ -248,9 +276,7 @@ export async function resumeAfterStreamFailure(
   recorder.retry(prev.attempt.number, decision.delayMs, decision.source, failure.errorType, prev.model);
   try {
     await waitOrAbort(input, decision.delayMs);
-    const next = await attemptsForModel(input, prev.model, prev.deadline, NO_FALLBACKS, prev.retryIndex + 1, decision.budgetCost);
-    if ("props" in next) return next;
-    return { giveUp: next.reason, errorType: next.errorType, error: next.error };
+    return await attempts(input, AS_IS, prev.model, prev.deadline, NO_FALLBACKS, prev.retryIndex + 1, decision.budgetCost, false);
   } catch (e) {
     if (e instanceof GiveUp) return { giveUp: e.reason, errorType: e.errorType, error: e.error };
     return { giveUp: "aborted", errorType: "aborted", error: e };

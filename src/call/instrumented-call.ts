@@ -34,6 +34,7 @@ export class InstrumentedCall implements BodyCall {
   private sdkParsed = false;
   private streamRequest = false;
   private loop: CallLoop | undefined;
+  private sdk: SdkAttempts | undefined;
   private streamGiveUp: string | undefined;
   private readonly info: ClientInfo;
   private readonly preflight: Preflight | undefined;
@@ -94,8 +95,11 @@ export class InstrumentedCall implements BodyCall {
     return this.sdkParsed;
   }
 
-  /** Replaces the SDK's retry loop: each attempt goes through the client's own `sdk.send` with its retries off. */
-  async run(options: any, sdk: SdkAttempts): Promise<RequestProps> {
+  /**
+   * Replaces the SDK's retry loop: each attempt goes through the client's own `sdk.send` with its retries
+   * off. Resolves with the last attempt's props, handed out (see settle).
+   */
+  run(options: any, sdk: SdkAttempts): Promise<RequestProps> {
     const sdkTimeoutMs = sdkTimeoutFor(this.client, options);
     const loop = new CallLoop({
       recorder: this.recorder,
@@ -109,11 +113,19 @@ export class InstrumentedCall implements BodyCall {
       sdkTimeoutMs,
       signal: options.signal ?? undefined,
       preflight: this.preflight,
-      sender: new SdkSender(this.recorder, this.kit, this.op, options, sdkTimeoutMs, sdk),
+      sender: new SdkSender(this.recorder, this.kit, this.op, this.client, options, sdkTimeoutMs, sdk),
     });
     this.loop = loop;
+    this.sdk = sdk;
     this.streamRequest = isStreamRequest(options);
-    return this.handOut(await runAttempts(loop));
+    return runAttempts(loop, this);
+  }
+
+  /** The attempts are done: the response goes to the SDK's parser or the caller, watched. */
+  settle(result: LoopResult): RequestProps {
+    const props = this.handOut(result);
+    this.sdk?.handOver(this, props);
+    return props;
   }
 
   /**
@@ -140,8 +152,9 @@ export class InstrumentedCall implements BodyCall {
   }
 
   /** The attempts are done: the response goes to the SDK's parser or the caller, watched. */
-  private handOut({ props, ...result }: LoopResult): RequestProps {
-    this.result = result;
+  private handOut(r: LoopResult): RequestProps {
+    const props = r.props;
+    this.result = { attempt: r.attempt, policies: r.policies, model: r.model, retryIndex: r.retryIndex, deadline: r.deadline };
     this.responseBody = new ResponseBody(this, this.streamRequest);
     if (props.response && typeof props.response === "object") endWhenUnread(props.response, this.responseBody);
     return props;

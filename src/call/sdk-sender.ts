@@ -13,6 +13,7 @@ export class SdkSender implements AttemptSender {
     private readonly recorder: CallRecorder,
     private readonly kit: SdkKit,
     private readonly op: Operation,
+    private readonly client: unknown,
     /** The SDK's request options for this call. */
     private readonly sdkOptions: any,
     private readonly sdkTimeoutMs: number | undefined,
@@ -23,7 +24,7 @@ export class SdkSender implements AttemptSender {
   }
 
   abortError(): Error {
-    return (this.signal && this.sdk.abortError(this.signal)) ?? this.kit.abortError();
+    return (this.signal && this.sdk.abortError(this.client, this.signal)) ?? this.kit.abortError();
   }
 
   send(model: string | undefined, attempt: Attempt, timeoutMs: number | undefined): Promise<RequestProps> {
@@ -43,11 +44,13 @@ export class SdkSender implements AttemptSender {
     else delete inner.timeout;
     inner.body =
       model !== this.recorder.requestModel && model !== undefined ? this.kit.adapter.withModel(this.op, options.body, model) : options.body;
-    const first = attempt.number === 1;
-    return this.recorder.within(attempt, (o) => this.sdk.send(o, first), inner);
+    return this.recorder.within(attempt, this.sendAttempt, attempt.number === 1);
   }
 
+  /** Sends the prepared options (bound once: `within` calls it with the attempt's context active). */
+  private readonly sendAttempt = (first: boolean): Promise<RequestProps> => this.sdk.send(this.client, this.inner, first);
+
   wouldRetry(err: unknown): Promise<boolean | undefined> | undefined {
-    return this.inner === undefined ? undefined : this.sdk.wouldRetry(this.inner, err);
+    return this.inner === undefined ? undefined : this.sdk.wouldRetry(this.client, this.inner, err);
   }
 }

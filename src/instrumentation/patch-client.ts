@@ -4,7 +4,7 @@ import { kCall, type SdkKit } from "../call/sdk-kit.js";
 import { getRuntime } from "../runtime.js";
 import { reportOnce } from "../telemetry/logger.js";
 import { silenceClientTracing } from "./anthropic-tracing.js";
-import { handOver, retryingBodyTimeout } from "./body-retry.js";
+import { retryingBodyTimeout } from "./body-retry.js";
 import { ownerOf } from "./owner-of.js";
 import { RawResponseWatch, watchAsResponse } from "./raw-response.js";
 import { recordingShouldRetry, sdkAttempts } from "./sdk-attempts.js";
@@ -85,13 +85,20 @@ export function patchClientClass(ClientClass: any, kit: SdkKit): "patched" | "al
     });
   };
 
-  const makeRequest = async function (this: any, optionsInput: unknown, ...rest: unknown[]) {
-    const options: any = await optionsInput;
+  const attempts = sdkAttempts(originalMakeRequest, originalShouldRetry);
+  const callOrPass = (client: any, options: any, rest: unknown[]): Promise<unknown> => {
     const ic: InstrumentedCall | undefined = options?.[kCall];
-    if (!ic) return originalMakeRequest.call(this, markSent(options), ...rest);
-    const props = await ic.run(options, sdkAttempts(this, originalMakeRequest, originalShouldRetry));
-    handOver(ic, props);
-    return props;
+    if (!ic) return originalMakeRequest.call(client, markSent(options), ...rest);
+    return ic.run(options, attempts);
+  };
+  // Not async: the resources pass plain options, and each async layer costs the call a promise and a turn.
+  const makeRequest = function (this: any, optionsInput: unknown, ...rest: unknown[]) {
+    try {
+      if (typeof (optionsInput as any)?.then === "function") return Promise.resolve(optionsInput).then((o) => callOrPass(this, o, rest));
+      return callOrPass(this, optionsInput, rest);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   };
 
   define(postOwner, "post", post, originalPost);

@@ -1,5 +1,6 @@
 import type { RequestProps } from "../call/attempt-loop.js";
 import type { SdkAttempts } from "../call/sdk-kit.js";
+import { handOver } from "./body-retry.js";
 import { markSentInPlace } from "./sent-by-patched.js";
 
 type MakeRequest = (options: any, retriesRemaining: number | null, retryOf: undefined) => Promise<RequestProps>;
@@ -9,18 +10,19 @@ type ShouldRetry = (response: unknown, options?: unknown) => boolean | Promise<b
 const kVerdict = Symbol("llm-resilience.sdk-verdict");
 
 /**
- * The client's own request machinery for one call. Each attempt is the SDK's makeRequest with no
- * retries remaining and `maxRetries` set by the call loop to the attempt's retry index, so the SDK
- * itself numbers the attempt (X-Stainless-Retry-Count) and keeps its per-request state on the options.
+ * An SDK build's own request machinery, built once per patched client class. Each attempt is the
+ * client's makeRequest with no retries remaining and `maxRetries` set by the call loop to the attempt's
+ * retry index, so the SDK itself numbers the attempt (X-Stainless-Retry-Count) and keeps its per-request
+ * state on the options.
  */
-export function sdkAttempts(client: unknown, makeRequest: MakeRequest, shouldRetry: ShouldRetry | undefined): SdkAttempts {
+export function sdkAttempts(makeRequest: MakeRequest, shouldRetry: ShouldRetry | undefined): SdkAttempts {
   return {
-    send(options, first) {
+    send(client, options, first) {
       options[kVerdict] = undefined;
       // A top-level request (null) resets the SDK's per-request state; later attempts keep it.
       return makeRequest.call(client, markSentInPlace(options), first ? null : 0, undefined);
     },
-    async wouldRetry(options, err) {
+    async wouldRetry(client, options, err) {
       if (sendsStreamingBody(client, options)) return false;
       const status = (err as { status?: unknown } | null)?.status;
       if (typeof status !== "number") return undefined;
@@ -36,7 +38,7 @@ export function sdkAttempts(client: unknown, makeRequest: MakeRequest, shouldRet
         return undefined;
       }
     },
-    abortError(signal) {
+    abortError(client, signal) {
       const make = (client as { _makeUserAbortError?: unknown })._makeUserAbortError;
       try {
         return typeof make === "function" ? make.call(client, signal) : undefined;
@@ -44,6 +46,7 @@ export function sdkAttempts(client: unknown, makeRequest: MakeRequest, shouldRet
         return undefined;
       }
     },
+    handOver,
   };
 }
 
