@@ -31,7 +31,7 @@ export interface SdkAttempts {
 }
 
 /** What the SDK-side seams need of the call whose props they hold. */
-export interface BodyRetryCall {
+interface BodyRetryCall {
   readonly responseBody: { failedRead: unknown } | undefined;
   retryBody(err: unknown): Promise<{ props: RequestProps } | { error: unknown }>;
   connectionError(cause?: unknown): Error;
