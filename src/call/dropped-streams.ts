@@ -18,14 +18,5 @@ const unreadStreams = new FinalizationRegistry<UnreadStream>((u) => {
 
 /** A stream returned to the caller and never iterated ends its call when it is garbage-collected. */
 export function endWhenDropped(stream: object, unread: UnreadStream): void {
-  unreadStreams.register(stream, unread, unread);
-}
-
-/**
- * The caller began iterating: the stream's observer ends the call from here on, and the registry lets
- * go of the call's objects (its holdings) now rather than after the stream's collection.
- */
-export function iterating(unread: UnreadStream): void {
-  unread.iterated = true;
-  unreadStreams.unregister(unread);
+  unreadStreams.register(stream, unread);
 }

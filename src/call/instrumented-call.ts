@@ -10,7 +10,7 @@ import { CallLoop } from "./call-loop.js";
 import { effectiveOptions, isStreamRequest, maxAttemptsFor, sdkTimeoutFor } from "./call-options.js";
 import { type ClientInfo, clientInfo } from "./client-info.js";
 import { endWhenUnread } from "./dropped-responses.js";
-import { endWhenDropped, iterating, type UnreadStream } from "./dropped-streams.js";
+import { endWhenDropped, type UnreadStream } from "./dropped-streams.js";
 import { currentScope, withScope } from "./policy-scope.js";
 import { type Preflight, preflightFor } from "./preflight.js";
 import { type BodyCall, ResponseBody } from "./response-body.js";
@@ -188,7 +188,7 @@ export class InstrumentedCall implements BodyCall {
       },
       (error) => this.restartStream(data, error),
       () => {
-        iterating(unread);
+        unread.iterated = true;
       },
     );
     if (!observed) this.succeed({});

@@ -62,19 +62,14 @@ export class ResponseBody implements BodyOwner, ResponseOwner {
     this.retired = true;
   }
 
-  get settled(): boolean {
-    const call = this.call;
-    return this.retired || this.reading || call.parsed || call.recorder.ended;
-  }
-
   /**
    * The response was garbage-collected and nobody ever read its body (`asResponse()` whose body the
    * caller left alone, or a promise never awaited): the call ends as a success without usage,
    * timestamped when the response was handed out.
    */
   unread(handedOutAt: number): void {
-    if (this.settled) return;
     const call = this.call;
+    if (this.retired || this.reading || call.parsed || call.recorder.ended) return;
     guard("unread response", () => {
       reportOnce("a response was handed out and its body never read (asResponse): its span ended when it was garbage-collected");
       call.succeed({}, handedOutAt);

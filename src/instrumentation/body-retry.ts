@@ -2,11 +2,8 @@ import type { RequestProps } from "../call/attempt-loop.js";
 import type { InstrumentedCall } from "../call/instrumented-call.js";
 import { ownResponse } from "./patch-response.js";
 
-/**
- * On the props the attempts handed to the SDK (the object its APIPromise holds): the call they belong
- * to. A property, not a WeakMap entry: an ephemeron per call costs every scavenge that finds it.
- */
-const kPropsCall = Symbol("llm-resilience.props-call");
+/** The call whose last attempt produced these props (the object the SDK's APIPromise holds). */
+const callOfProps = new WeakMap<object, InstrumentedCall>();
 
 /**
  * The props the attempts handed to the SDK: their response is the call's, and where the SDK retries
@@ -14,7 +11,7 @@ const kPropsCall = Symbol("llm-resilience.props-call");
  */
 export function handOver(ic: InstrumentedCall, props: RequestProps): void {
   ownResponse(props.response, ic.responseBody);
-  (props as { [kPropsCall]?: InstrumentedCall })[kPropsCall] = ic;
+  callOfProps.set(props, ic);
   // @anthropic-ai/sdk 1.17 on: `retry` resends the request when its JSON body breaks on the transport
   // (APIPromise.parseResponseRetrying); the SDK leaves it unset without retries left, or when the
   // response said x-should-retry: false.
@@ -41,7 +38,7 @@ export function retryingBodyTimeout(original: (client: unknown, props: any) => P
       try {
         return await original.call(this, client, props);
       } catch (err) {
-        const ic = props && typeof props === "object" ? (props as { [kPropsCall]?: InstrumentedCall })[kPropsCall] : undefined;
+        const ic = props && typeof props === "object" ? callOfProps.get(props) : undefined;
         if (!ic || (err as Error | null)?.constructor?.name !== "APIConnectionTimeoutError") throw err;
         const next = await ic.retryBody(err);
         if ("error" in next) throw next.error;
