@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Work per call, for comparing two builds or pricing one piece on a noisy machine: CPU instructions per call
 // (valgrind's callgrind, counted only around the measured calls: repeatable to ~0.5 %), promises created
-// and bytes allocated per call. One process per configuration (bench/overhead/count-child.mjs).
+// and bytes allocated per call, and bytes per call that outlive a scavenge (--what promoted: not by
+// default; the garbage collector's work grows with them). One process per configuration (bench/overhead/count-child.mjs).
 //
 //   node bench/count.mjs [--node 20|22|24] [--mode canned|loopback] [--provider openai|anthropic] [--workload chat|stream]
-//                        [--configs raw,ours,...] [--what instructions,allocations] [--warm N] [--calls N] [--chunks N]
+//                        [--configs raw,ours,...] [--what instructions,allocations,promoted] [--warm N] [--calls N] [--chunks N]
 //
 // Configurations as in bench/lib/common.mjs (raw, raw-ctx, ours, ours-<ablation>, otel-contrib, traceloop,
 // builtin-tracing). BENCH_LLMR=<checkout with dist/> counts another build.
@@ -67,21 +68,42 @@ function splitInstructions(file) {
 let seq = 0;
 function run(kind, config, env) {
   const out = `/tmp/llmr-count-${process.pid}-${seq++}.json`;
-  const childArgs = ["bench/overhead/count-child.mjs", kind, provider, config, workload, String(warm), String(kind === "allocations" ? Math.min(calls, 500) : calls)];
+  const childArgs = ["bench/overhead/count-child.mjs", kind, provider, config, workload, String(warm), String(kind === "allocations" ? Math.min(calls, 500) : kind === "promoted" ? Math.max(calls, stream ? 1000 : 20000) : calls)];
   const [cmd, args] =
     kind === "instructions"
       ? ["valgrind", ["--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${out}.cg`, node.file, "--expose-gc", ...NODE_FLAGS, ...childArgs]]
-      : [node.file, ["--expose-gc", "--max-semi-space-size=64", "--min-semi-space-size=64", ...childArgs]];
+      : kind === "promoted"
+        ? [node.file, ["--trace-gc-nvp", "--max-semi-space-size=16", "--min-semi-space-size=16", ...childArgs]]
+        : [node.file, ["--expose-gc", "--max-semi-space-size=64", "--min-semi-space-size=64", ...childArgs]];
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env, BENCH_OUT: out } });
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", kind === "promoted" ? "pipe" : "ignore", "pipe"], env: { ...process.env, ...env, BENCH_OUT: out } });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-20000)));
+    const scavenges = { n: 0, promoted: 0, pauseMs: 0, measuring: false };
+    let pending = "";
+    child.stdout?.on("data", (d) => {
+      const lines = (pending + d).split("\n");
+      pending = lines.pop();
+      for (const line of lines) {
+        if (line === "@@measured-start") scavenges.measuring = true;
+        else if (line === "@@measured-end") scavenges.measuring = false;
+        else if (scavenges.measuring && / gc=s /.test(line)) {
+          scavenges.n++;
+          scavenges.promoted += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
+          scavenges.pauseMs += Number(/ pause=([\d.]+)/.exec(line)?.[1] ?? 0);
+        }
+      }
+    });
     child.on("close", (code) => {
       const split = kind === "instructions" && code === 0 ? splitInstructions(`${out}.cg`) : undefined;
       rmSync(`${out}.cg`, { force: true });
       if (code !== 0 || !existsSync(out)) return reject(new Error(`${config} ${kind} failed (${code}):\n${stderr}`));
       const r = JSON.parse(readFileSync(out, "utf8"));
       rmSync(out, { force: true });
+      if (kind === "promoted") {
+        r.promotedPerCall = scavenges.promoted / r.calls;
+        r.scavengesPerKCall = (1000 * scavenges.n) / r.calls;
+      }
       if (kind === "instructions") {
         const m = /I\s+refs:\s+([\d,]+)/.exec(stderr);
         if (!m) return reject(new Error(`${config}: no instruction count in callgrind's output:\n${stderr}`));
@@ -108,6 +130,10 @@ try {
       Object.assign(row, { instructionsPerCall: r.instructionsPerCall, gcPerCall: r.gcPerCall, compilePerCall: r.compilePerCall, mutatorPerCall: r.mutatorPerCall, fullGc: r.fullGc });
     }
     if (what.includes("allocations")) Object.assign(row, await run("allocations", config, env));
+    if (what.includes("promoted")) {
+      const r = await run("promoted", config, env);
+      Object.assign(row, { promotedPerCall: r.promotedPerCall, scavengesPerKCall: r.scavengesPerKCall });
+    }
     rows.push(row);
     process.stderr.write(`${config} done\n`);
   }
@@ -120,10 +146,10 @@ const d = (r, f, scale) => (raw && r !== raw && r[f] !== undefined ? `${r[f] - r
 console.log(
   `Node ${node.version}, ${mode}, ${provider} ${workload}${stream ? ` (${chunks} chunks)` : ""}; warm-up ${warm} calls, then ${calls} counted; ${NODE_FLAGS.join(" ")}${process.env.BENCH_LLMR ? `; build ${process.env.BENCH_LLMR}` : ""}`,
 );
-console.log("| configuration | k instr / call, mutator | added vs raw | GC | JIT | total | promises / call | added | KB allocated / call | added |");
-console.log("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: |");
+console.log("| configuration | k instr / call, mutator | added vs raw | GC | JIT | total | promises / call | added | KB allocated / call | added | KB promoted / call | added |");
+console.log("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |");
 for (const r of rows) {
   console.log(
-    `| ${r.config} | ${k(r.mutatorPerCall)}${r.fullGc ? " (full GC in the window)" : ""} | ${d(r, "mutatorPerCall", 1000)} | ${k(r.gcPerCall)} | ${k(r.compilePerCall)} | ${k(r.instructionsPerCall)} | ${r.promisesPerCall?.toFixed(1) ?? "–"} | ${d(r, "promisesPerCall", 1)} | ${r.bytesPerCall !== undefined ? (r.bytesPerCall / 1024).toFixed(1) : "–"} | ${d(r, "bytesPerCall", 1024)} |`,
+    `| ${r.config} | ${k(r.mutatorPerCall)}${r.fullGc ? " (full GC in the window)" : ""} | ${d(r, "mutatorPerCall", 1000)} | ${k(r.gcPerCall)} | ${k(r.compilePerCall)} | ${k(r.instructionsPerCall)} | ${r.promisesPerCall?.toFixed(1) ?? "–"} | ${d(r, "promisesPerCall", 1)} | ${r.bytesPerCall !== undefined ? (r.bytesPerCall / 1024).toFixed(1) : "–"} | ${d(r, "bytesPerCall", 1024)} | ${r.promotedPerCall !== undefined ? (r.promotedPerCall / 1024).toFixed(2) : "–"} | ${d(r, "promotedPerCall", 1024)} |`,
   );
 }

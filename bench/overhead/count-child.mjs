@@ -4,7 +4,10 @@
 //   allocations:  promises created per call (async_hooks init of type PROMISE) and bytes allocated on the
 //                 JS heap per call (heap growth over short windows of calls during which no GC ran; run
 //                 with --expose-gc and a large young generation, --max-semi-space-size=64).
-// argv: <instructions|allocations> <provider> <config> <workload chat|stream> <warmCalls> <calls>
+//   promoted:     bytes per call that outlive a scavenge (copied to the old generation, where only a full GC
+//                 frees them), from --trace-gc-nvp with a fixed 16 MB young generation: what the scavenger
+//                 has to copy, so what makes a call's garbage collection expensive.
+// argv: <instructions|allocations|promoted> <provider> <config> <workload chat|stream> <warmCalls> <calls>
 // env: as bench/overhead/child.mjs (BENCH_LOOPBACK, BENCH_STREAM_CHUNKS, BENCH_LLMR).
 import { execFile } from "node:child_process";
 import { createHook } from "node:async_hooks";
@@ -66,6 +69,12 @@ if (what === "instructions") {
   obs.disconnect();
   windows.sort((a, b) => a - b);
   Object.assign(result, { promisesPerCall: promises / CALLS, bytesPerCall: windows[Math.floor(windows.length / 2)], byteWindows: windows.length });
-} else throw new Error(`count-child: "instructions" or "allocations", not "${what}"`);
+} else if (what === "promoted") {
+  // Run with --trace-gc-nvp and a fixed young generation (bench/count.mjs): the scavenges between the two
+  // marks say how many bytes outlived a scavenge (promoted to the old generation) during the measured calls.
+  process.stdout.write("@@measured-start\n");
+  for (let i = 0; i < CALLS; i++) await call();
+  process.stdout.write("@@measured-end\n");
+} else throw new Error(`count-child: "instructions", "allocations" or "promoted", not "${what}"`);
 writeResult(result);
 process.exit(0);
