@@ -124,7 +124,7 @@ export class InstrumentedCall implements BodyCall {
   /** The attempts are done: the response goes to the SDK's parser or the caller, watched. */
   settle(result: LoopResult): RequestProps {
     const props = this.handOut(result);
-    this.sdk?.handOver(this, props);
+    guard("response hand-over", () => this.sdk?.handOver(this, props));
     return props;
   }
 
