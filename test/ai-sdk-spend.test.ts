@@ -9,9 +9,10 @@ import { OpenTelemetry } from "@ai-sdk/otel";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { embed, generateText, streamText, tool } from "ai";
 import { z } from "zod";
-import { InvalidRequestError, type RegisterOptions, register, SpendLimitError } from "../src/index.ts";
+import { type RegisterOptions, register, SpendLimitError } from "../src/index.ts";
 import { DEFAULT_RESPONSE_DEFAULTS, expectedText, type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { attr, installTestTelemetry } from "./helpers/otel.ts";
+import { close, expectInvalidRequest, GPT4O_CALL_USD, runawayLoop } from "./helpers/refusals.ts";
 
 const tel = installTestTelemetry();
 let fake: FakeProvider;
@@ -20,7 +21,6 @@ let anthropic: ReturnType<typeof createAnthropic>;
 
 const BASE: RegisterOptions = { startSdk: false, logLevel: "silent", baseDelayMs: 1, maxDelayMs: 5, breaker: false };
 const setup = (o: RegisterOptions = {}) => register({ ...BASE, ...o });
-const close = (a: unknown, b: number, what = "") => assert.ok(typeof a === "number" && Math.abs(a - b) < 1e-12, `${what} ${a} ≉ ${b}`);
 const ours = () => tel.finished().filter((s) => s.instrumentationScope.name === "llm-resilience" && s.kind === 2);
 const eventsOf = (s: ReadableSpan, name: string) => s.events.filter((e) => e.name === name);
 const giveUpReason = (s: ReadableSpan) => eventsOf(s, "llm_resilience.give_up")[0]?.attributes?.["llm_resilience.give_up.reason"];
@@ -98,32 +98,12 @@ describe("the spend limit on AI SDK calls", () => {
     setup({ spendLimit: { usd: limit } });
     // gpt-4o: 2.50 input, 10 output. Worst case per call: ~20 input tokens + 100 output = ~0.00105 USD;
     // actual (11 in, 7 out): 0.0000975 USD. The loop goes on while spent + worst case fits.
-    let attempted = 0;
-    let refused = 0;
-    let firstRefusal: SpendLimitError | undefined;
-    for (let i = 0; i < 200; i++) {
-      attempted++;
-      try {
-        await generateText({ model: openai.chat("gpt-4o"), prompt: "hi", maxOutputTokens: 100 });
-      } catch (e) {
-        assert.ok(e instanceof SpendLimitError, String(e));
-        refused++;
-        firstRefusal ??= e;
-      }
-    }
-    const sent = fake.requests.length;
-    const spent = sent * ((11 * 2.5 + 7 * 10) / 1e6);
-    t.diagnostic(
-      `calls attempted ${attempted}, requests the provider saw ${sent}, refused ${refused}, spent ${spent.toFixed(6)} USD of ${limit.toFixed(6)}`,
-    );
-    assert.equal(sent + refused, attempted, "every call either reached the provider or was refused before sending");
-    assert.ok(refused > 0 && sent > 50, `the loop was admitted (${sent}) then stopped (${refused})`);
+    const { attempted } = await runawayLoop(t, () => generateText({ model: openai.chat("gpt-4o"), prompt: "hi", maxOutputTokens: 100 }), {
+      limitUsd: limit,
+      callUsd: GPT4O_CALL_USD,
+      requestsSeen: () => fake.requests.length,
+    });
     assert.equal(ours().length, attempted, "one logical span per call: the AI SDK's loop did not retry a refusal");
-    const e = firstRefusal!;
-    assert.ok(spent <= limit, "spend stayed within the limit");
-    assert.ok(spent + e.estimateUsd > limit, "it stopped only when the next call's worst case no longer fit");
-    close(e.spentUsd, spent, "error.spentUsd");
-    assert.equal(e.limitUsd, limit);
 
     const refusedSpan = ours().at(-1)!;
     assert.equal(tel.attemptsOf(refusedSpan).length, 0, "no attempt span: nothing was sent");
@@ -178,16 +158,7 @@ describe("validation of AI SDK calls (validate: true)", () => {
 
   /** Expects an InvalidRequestError naming `problem`, no request on the wire and one logical span giving up. */
   async function refused(call: () => Promise<unknown>, problem: RegExp, errorType = "invalid_request_error"): Promise<void> {
-    const err = await call().then(
-      () => assert.fail("the call was sent"),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof InvalidRequestError, String(err));
-    assert.ok(
-      err.problems.some((p) => problem.test(p)),
-      `problems: ${err.problems.join(" | ")}`,
-    );
-    assert.equal(fake.requests.length, 0, "nothing was sent");
+    await expectInvalidRequest(call, problem, () => fake.requests.length);
     const spans = ours();
     assert.equal(spans.length, 1, "one logical span: not retried");
     assert.equal(tel.attemptsOf(spans[0]!).length, 0);

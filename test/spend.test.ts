@@ -9,6 +9,7 @@ import { type ConfigError, type RegisterOptions, register, SpendLimitError, with
 import { type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { memoryLogger } from "./helpers/memory-logger.ts";
 import { installTestTelemetry } from "./helpers/otel.ts";
+import { close, GPT4O_CALL_USD, runawayLoop } from "./helpers/refusals.ts";
 
 const tel = installTestTelemetry();
 const log = memoryLogger("debug");
@@ -18,7 +19,6 @@ let anthropic: Anthropic;
 
 const BASE: RegisterOptions = { startSdk: false, logger: log.logger, baseDelayMs: 1, maxDelayMs: 5 };
 const setup = (o: RegisterOptions = {}) => register({ ...BASE, ...o });
-const close = (a: unknown, b: number, what = "") => assert.ok(typeof a === "number" && Math.abs(a - b) < 1e-12, `${what} ${a} ≉ ${b}`);
 const events = (span: any, name: string) => span.events.filter((e: any) => e.name === name);
 const lastLogical = () => tel.logical().at(-1)!;
 const hi = [{ role: "user" as const, content: "hi" }];
@@ -115,31 +115,15 @@ describe("spend limit", () => {
     setup({ spendLimit: { usd: limit } });
     // gpt-4o: 2.50 input, 10 output. Worst case per call: ~16 input tokens + 100 output = ~0.00104 USD;
     // actual (11 in, 7 out): 0.0000975 USD. The loop goes on while spent + worst case fits.
-    let attempted = 0;
-    let refused = 0;
-    let firstRefusal: SpendLimitError | undefined;
-    for (let i = 0; i < 200; i++) {
-      attempted++;
-      try {
-        await openai.chat.completions.create({ model: "gpt-4o", messages: hi, max_tokens: 100 });
-      } catch (e) {
-        assert.ok(e instanceof SpendLimitError, String(e));
-        refused++;
-        firstRefusal ??= e;
-      }
-    }
-    const sent = fake.requests.length;
-    const spent = sent * ((11 * 2.5 + 7 * 10) / 1e6);
-    t.diagnostic(
-      `calls attempted ${attempted}, requests the provider saw ${sent}, refused ${refused}, spent ${spent.toFixed(6)} USD of ${limit.toFixed(6)}`,
-    );
-    assert.equal(sent + refused, attempted, "every call either reached the provider or was refused before sending");
-    assert.ok(refused > 0 && sent > 50, `the loop was admitted (${sent}) then stopped (${refused})`);
-    const e = firstRefusal!;
-    assert.ok(spent <= limit, "spend stayed within the limit");
-    assert.ok(spent + e.estimateUsd > limit, "it stopped only when the next call's worst case no longer fit");
-    close(e.spentUsd, spent, "error.spentUsd");
-    assert.equal(e.limitUsd, limit);
+    const {
+      refused,
+      spent,
+      firstRefusal: e,
+    } = await runawayLoop(t, () => openai.chat.completions.create({ model: "gpt-4o", messages: hi, max_tokens: 100 }), {
+      limitUsd: limit,
+      callUsd: GPT4O_CALL_USD,
+      requestsSeen: () => fake.requests.length,
+    });
     assert.ok(e.retryAt > Date.now() && e.retryAt <= Date.now() + 3_600_000, "retryAt: when the spend leaves the hour window");
     // Every refusal after the first is one too: the provider saw nothing more.
     const requestsBefore = fake.requests.length;
@@ -168,7 +152,7 @@ describe("spend limit", () => {
     assert.equal(fake.requests.length, before + 6, "every exempt call was sent");
     const e = await call(1).catch((err: unknown) => err);
     assert.ok(e instanceof SpendLimitError, String(e));
-    close(e.spentUsd, 6 * ((11 * 2.5 + 7 * 10) / 1e6), "the exempt calls' cost");
+    close(e.spentUsd, 6 * GPT4O_CALL_USD, "the exempt calls' cost");
   });
 
   test("concurrent calls hold their worst case: no more are sent than the limit covers", async () => {

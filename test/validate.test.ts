@@ -4,10 +4,11 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { InvalidRequestError, instrument, type RegisterOptions, register } from "../src/index.ts";
+import { type InvalidRequestError, instrument, type RegisterOptions, register } from "../src/index.ts";
 import { type FakeProvider, startFakeProvider } from "./fake-provider/index.ts";
 import { CORPUS, type Outcome, rulesFor, runCorpus } from "./fixtures/reliability/corpus.ts";
 import { installTestTelemetry } from "./helpers/otel.ts";
+import { expectInvalidRequest } from "./helpers/refusals.ts";
 
 const tel = installTestTelemetry();
 let fake: FakeProvider;
@@ -33,16 +34,7 @@ beforeEach(() => {
 
 /** Sends `call`, expects an InvalidRequestError, no request on the wire and the give-up on the span. */
 async function refused(call: () => Promise<unknown>, problem: RegExp, errorType = "invalid_request_error"): Promise<InvalidRequestError> {
-  const err = await call().then(
-    () => assert.fail("the call was sent"),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof InvalidRequestError, String(err));
-  assert.ok(
-    err.problems.some((p) => problem.test(p)),
-    `problems: ${err.problems.join(" | ")}`,
-  );
-  assert.equal(fake.requests.length, 0, "nothing was sent");
+  const err = await expectInvalidRequest(call, problem, () => fake.requests.length);
   const span = lastLogical();
   assert.equal(tel.attemptsOf(span).length, 0);
   assert.equal(events(span, "llm_resilience.give_up")[0].attributes["llm_resilience.give_up.reason"], "invalid_request");
