@@ -138,17 +138,18 @@ async function attempts<T>(
   try {
     for (;;) {
       const policies = input.policiesFor(model);
-      let unavailable: { reason: string } | undefined;
+      /** Why the call moves on to this model's next fallback, if it does. */
+      let fallbackReason: string | undefined;
       if (input.preflight && n === 0) {
         const checked = input.preflight.admit(model, recorder);
         const stop = isThenable(checked) ? await checked : checked;
         if (stop?.kind === "context_overflow") {
           // Known too long for this model: straight to the next context fallback, no round trip.
           if (!fallbacks.hasContextFallback()) throw new GiveUp("invalid_request", stop.error.errorType, stop.error);
-          unavailable = { reason: "context_length_exceeded" };
+          fallbackReason = "context_length_exceeded";
         } else if (stop) throw new GiveUp(stop.reason, stop.errorType, stop.error);
       }
-      if (!unavailable) {
+      if (fallbackReason === undefined) {
         recorder.breakerKey = policies.key;
         for (; ; n++) {
           if (input.signal?.aborted) throw new GiveUp("aborted", "aborted", input.abortError());
@@ -162,7 +163,7 @@ async function attempts<T>(
             policies.rejected(recorder.metricAttributes(model));
             const error = new BreakerOpenError(policies.key, admission.retryAt, admission.store);
             if (!fallbacks.hasNext("unavailable")) throw new GiveUp("breaker_open", "breaker_open", error);
-            unavailable = { reason: "breaker_open" };
+            fallbackReason = "breaker_open";
             break;
           }
           if (admission.probe) recorder.event(EVENT.BREAKER_PROBE, { [ATTR.BREAKER_KEY]: policies.key });
@@ -225,7 +226,7 @@ async function attempts<T>(
             const decision = await decide(input, policies, failure, n, deadline, fallbacks.hasNext(failure));
             if (decision.kind === "give_up") throw new GiveUp(decision.reason, failure.errorType, err);
             if (decision.kind === "fallback") {
-              unavailable = { reason: decision.reason };
+              fallbackReason = decision.reason;
               break;
             }
             retryCost = decision.budgetCost;
@@ -239,8 +240,8 @@ async function attempts<T>(
           if (success) return settler.settle(success);
         }
       }
-      const next = fallbacks.next(unavailable.reason)!;
-      recorder.fallback(model, next, unavailable.reason);
+      const next = fallbacks.next(fallbackReason)!;
+      recorder.fallback(model, next, fallbackReason);
       model = next;
       n = 0;
       retryCost = 0;

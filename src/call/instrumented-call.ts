@@ -151,7 +151,7 @@ export class InstrumentedCall implements BodyCall {
     return this.kit.connectionError(cause);
   }
 
-  /** The attempts are done: the response goes to the SDK's parser or the caller, watched. */
+  /** Keeps the result (without its response) for retries after a failed read, and watches the response. */
   private handOut(r: LoopResult): RequestProps {
     const props = r.props;
     this.result = { attempt: r.attempt, policies: r.policies, model: r.model, retryIndex: r.retryIndex, deadline: r.deadline };

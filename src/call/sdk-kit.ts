@@ -1,5 +1,6 @@
 import type { ProviderAdapter } from "../providers/types.js";
 import type { RequestProps } from "./attempt-loop.js";
+import type { BodyOwner } from "./body-owner.js";
 
 /** What a call needs from one loaded SDK build (an SDK's CJS and ESM builds are separate). */
 export interface SdkKit {
@@ -31,8 +32,9 @@ export interface SdkAttempts {
 }
 
 /** What the SDK-side seams need of the call whose props they hold. */
-interface BodyRetryCall {
-  readonly responseBody: { failedRead: unknown } | undefined;
+export interface BodyRetryCall {
+  /** The last response's body observer: it owns the response, and knows why its last read failed. */
+  readonly responseBody: (BodyOwner & { readonly failedRead: unknown }) | undefined;
   retryBody(err: unknown): Promise<{ props: RequestProps } | { error: unknown }>;
   connectionError(cause?: unknown): Error;
 }

@@ -1,15 +1,15 @@
 import type { RequestProps } from "../call/attempt-loop.js";
-import type { InstrumentedCall } from "../call/instrumented-call.js";
+import type { BodyRetryCall } from "../call/sdk-kit.js";
 import { ownResponse } from "./patch-response.js";
 
 /** The call whose last attempt produced these props (the object the SDK's APIPromise holds). */
-const callOfProps = new WeakMap<object, InstrumentedCall>();
+const callOfProps = new WeakMap<object, BodyRetryCall>();
 
 /**
  * The props the attempts handed to the SDK: their response is the call's, and where the SDK retries
  * a body that fails as it is read, the retry goes through the call's loop.
  */
-export function handOver(ic: InstrumentedCall, props: RequestProps): void {
+export function handOver(ic: BodyRetryCall, props: RequestProps): void {
   ownResponse(props.response, ic.responseBody);
   callOfProps.set(props, ic);
   // @anthropic-ai/sdk 1.17 on: `retry` resends the request when its JSON body breaks on the transport
@@ -20,7 +20,7 @@ export function handOver(ic: InstrumentedCall, props: RequestProps): void {
   }
 }
 
-async function resend(ic: InstrumentedCall, err: unknown): Promise<RequestProps> {
+async function resend(ic: BodyRetryCall, err: unknown): Promise<RequestProps> {
   const next = await ic.retryBody(err);
   if ("error" in next) throw next.error;
   handOver(ic, next.props);
